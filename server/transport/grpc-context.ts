@@ -1,0 +1,149 @@
+import type { DescMethod } from "@bufbuild/protobuf";
+import { Code, ConnectError, createContextValues, type ContextValues, type HandlerContext } from "@connectrpc/connect";
+import { Metadata, type ServerUnaryCall } from "@grpc/grpc-js";
+import type { EventEmitter } from "node:events";
+import { peerKey } from "./call-context.js";
+
+/** A grpc-js server call of any kind, as the adapter sees it. */
+export type GrpcCall = Pick<ServerUnaryCall<unknown, unknown>, "cancelled" | "metadata" | "getPeer" | "sendMetadata" | "getDeadline"> &
+  EventEmitter;
+
+/**
+ * The connect-es `HandlerContext` of one call on the gRPC port.
+ *
+ * Everything a handler may not use is built on first access: the abort
+ * signal (with its listeners on the call, the deadline and the shutdown
+ * signal), header objects and context values. A unary handler that touches
+ * none of them costs one small object per call — connect-node's eager
+ * per-call AbortSignal setup alone was ~13% of its CPU here.
+ */
+export class GrpcHandlerContext implements HandlerContext {
+  readonly requestMethod = "POST";
+  readonly protocolName = "grpc";
+  private controller: AbortController | undefined;
+  private deadlineTimer: NodeJS.Timeout | undefined;
+  private requestHeaders: Headers | undefined;
+  private responseHeaders: Headers | undefined;
+  private responseTrailers: Headers | undefined;
+  private contextValues: ContextValues | undefined;
+  private readonly onCallCancelled = (): void => this.abortWith(this.cancellationError());
+  private readonly onShutdown = (): void => this.abortWith(new ConnectError("server shutting down", Code.Unavailable));
+
+  constructor(
+    private readonly call: GrpcCall,
+    readonly method: DescMethod,
+    private readonly shutdownSignal: AbortSignal,
+  ) {}
+
+  get service(): HandlerContext["service"] {
+    return this.method.parent;
+  }
+
+  get url(): string {
+    return `/${this.method.parent.typeName}/${this.method.name}`;
+  }
+
+  /**
+   * Aborts when the client cancels, the deadline passes, the server shuts
+   * down, or the call completes.
+   */
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController();
+      if (this.call.cancelled) {
+        this.controller.abort(this.cancellationError());
+      } else if (this.shutdownSignal.aborted) {
+        this.onShutdown();
+      } else {
+        this.call.once("cancelled", this.onCallCancelled);
+        this.shutdownSignal.addEventListener("abort", this.onShutdown, { once: true });
+        const remaining = this.timeoutMs();
+        if (remaining !== undefined) {
+          this.deadlineTimer = setTimeout(() => this.abortWith(this.cancellationError()), Math.max(0, remaining));
+        }
+      }
+    }
+    return this.controller.signal;
+  }
+
+  timeoutMs(): number | undefined {
+    const deadline = this.call.getDeadline();
+    const at = deadline instanceof Date ? deadline.getTime() : deadline;
+    return Number.isFinite(at) ? at - Date.now() : undefined;
+  }
+
+  get requestHeader(): Headers {
+    if (this.requestHeaders === undefined) this.requestHeaders = metadataToHeaders(this.call.metadata);
+    return this.requestHeaders;
+  }
+
+  get responseHeader(): Headers {
+    return (this.responseHeaders ??= new Headers());
+  }
+
+  get responseTrailer(): Headers {
+    return (this.responseTrailers ??= new Headers());
+  }
+
+  get values(): ContextValues {
+    if (this.contextValues === undefined) {
+      this.contextValues = createContextValues().set(peerKey, this.call.getPeer());
+    }
+    return this.contextValues;
+  }
+
+  /** Response headers the handler set, as grpc-js metadata; undefined when none. */
+  headerMetadata(): Metadata | undefined {
+    return this.responseHeaders === undefined ? undefined : headersToMetadata(this.responseHeaders);
+  }
+
+  /** Response trailers the handler set, as grpc-js metadata; undefined when none. */
+  trailerMetadata(): Metadata | undefined {
+    return this.responseTrailers === undefined ? undefined : headersToMetadata(this.responseTrailers);
+  }
+
+  /** Releases timers and listeners; aborts the signal as connect-es does on completion. */
+  complete(): void {
+    if (this.controller === undefined) return;
+    this.release();
+    if (!this.controller.signal.aborted) this.controller.abort();
+  }
+
+  private abortWith(reason: ConnectError): void {
+    this.release();
+    this.controller?.abort(reason);
+  }
+
+  private release(): void {
+    if (this.deadlineTimer !== undefined) clearTimeout(this.deadlineTimer);
+    this.call.off("cancelled", this.onCallCancelled);
+    this.shutdownSignal.removeEventListener("abort", this.onShutdown);
+  }
+
+  private cancellationError(): ConnectError {
+    const remaining = this.timeoutMs();
+    return remaining !== undefined && remaining <= 0
+      ? new ConnectError("deadline exceeded", Code.DeadlineExceeded)
+      : new ConnectError("cancelled by the client", Code.Canceled);
+  }
+}
+
+function metadataToHeaders(metadata: Metadata): Headers {
+  const headers = new Headers();
+  for (const [key, values] of Object.entries(metadata.toJSON())) {
+    for (const value of values) {
+      headers.append(key, typeof value === "string" ? value : Buffer.from(value).toString("base64"));
+    }
+  }
+  return headers;
+}
+
+function headersToMetadata(headers: Headers): Metadata | undefined {
+  let metadata: Metadata | undefined;
+  headers.forEach((value, key) => {
+    metadata ??= new Metadata();
+    if (key.endsWith("-bin")) metadata.add(key, Buffer.from(value, "base64"));
+    else metadata.add(key, value);
+  });
+  return metadata;
+}

@@ -1,0 +1,147 @@
+import type { DescMethod } from "@bufbuild/protobuf";
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import type { Logger } from "../observability/logger.js";
+import type { ServerMetrics } from "../observability/metrics.js";
+import type { ServiceRegistration } from "../rpc/service-registration.js";
+import { peerKey } from "./call-context.js";
+import { toConnectError } from "./error-mapping.js";
+
+/** What {@link instrumentService} needs from the server. */
+export interface InstrumentOptions {
+  readonly metrics: ServerMetrics;
+  readonly logger: Logger;
+  /**
+   * Aborted when the server starts shutting down. Streaming handlers end when
+   * their context signal aborts (both transports link it to this signal); the
+   * instrumentation then ends the stream with UNAVAILABLE so that clients
+   * reconnect, elsewhere or after the restart.
+   */
+  readonly shutdownSignal: AbortSignal;
+}
+
+/** The message of the UNAVAILABLE status that ends streams on shutdown. */
+export const shuttingDownMessage = "server shutting down";
+
+type AnyFn = (input: unknown, ctx: HandlerContext) => unknown;
+type GrpcType = "unary" | "server_stream" | "client_stream" | "bidi_stream";
+
+const grpcTypeByKind: Record<DescMethod["methodKind"], GrpcType> = {
+  unary: "unary",
+  server_streaming: "server_stream",
+  client_streaming: "client_stream",
+  bidi_streaming: "bidi_stream",
+};
+
+/**
+ * Wraps every handler of a service with the edge's cross-cutting concerns,
+ * once for both transports: metrics, one log line per RPC (debug) and per
+ * failure (warn; error with stack for handler bugs), mapping of thrown domain
+ * errors to gRPC statuses, and UNAVAILABLE for streams ended by shutdown.
+ *
+ * Label sets are bound when the service is wrapped, so a call costs a few
+ * counter increments and one clock read at each end.
+ */
+export function instrumentService(registration: ServiceRegistration, options: InstrumentOptions): ServiceRegistration {
+  const impl: Record<string, AnyFn> = {};
+  const source = registration.impl as unknown as Record<string, AnyFn | undefined>;
+  for (const method of registration.service.methods) {
+    const handler = source[method.localName];
+    if (handler === undefined) continue;
+    const bound = handler.bind(registration.impl);
+    impl[method.localName] =
+      method.methodKind === "unary" || method.methodKind === "client_streaming"
+        ? wrapSingleResponse(method, bound, options)
+        : wrapStreamingResponse(method, bound, options);
+  }
+  return { service: registration.service, impl: impl as unknown as ServiceRegistration["impl"] };
+}
+
+/** Per-method pre-bound metric children and the completion bookkeeping. */
+function methodObserver(method: DescMethod, { metrics, logger }: InstrumentOptions) {
+  const labels = {
+    grpc_type: grpcTypeByKind[method.methodKind],
+    grpc_service: method.parent.typeName,
+    grpc_method: method.name,
+  };
+  const started = metrics.started.labels(labels);
+  const seconds = metrics.handlingSeconds.labels(labels);
+  const handledByCode = new Map<Code | 0, { inc(): void }>();
+  const path = `/${method.parent.typeName}/${method.name}`;
+  return {
+    labels,
+    start(): bigint {
+      started.inc();
+      return process.hrtime.bigint();
+    },
+    finish(startedAt: bigint, code: Code | 0, ctx: HandlerContext, error?: ConnectError, cause?: unknown): void {
+      const elapsed = Number(process.hrtime.bigint() - startedAt) / 1e9;
+      seconds.observe(elapsed);
+      let handled = handledByCode.get(code);
+      if (handled === undefined) {
+        handled = metrics.handled.labels({ ...labels, grpc_code: code === 0 ? "OK" : Code[code] });
+        handledByCode.set(code, handled);
+      }
+      handled.inc();
+      if (error === undefined) {
+        if (logger.isLevelEnabled("debug")) {
+          logger.debug({ method: path, code: "OK", ms: elapsed * 1000, peer: ctx.values.get(peerKey) }, "rpc");
+        }
+        return;
+      }
+      const fields = { method: path, code: Code[code], ms: elapsed * 1000, peer: ctx.values.get(peerKey) };
+      if (cause !== undefined) logger.error({ ...fields, err: cause }, "rpc failed: handler error");
+      else if (code === Code.Canceled || code === Code.DeadlineExceeded || code === Code.Unavailable) {
+        logger.debug({ ...fields, msg: error.rawMessage }, "rpc ended");
+      } else logger.warn({ ...fields, error: error.rawMessage }, "rpc failed");
+    },
+  };
+}
+
+function wrapSingleResponse(method: DescMethod, handler: AnyFn, options: InstrumentOptions): AnyFn {
+  const observer = methodObserver(method, options);
+  return async (input, ctx) => {
+    const startedAt = observer.start();
+    try {
+      const response = await handler(input, ctx);
+      observer.finish(startedAt, 0, ctx);
+      return response;
+    } catch (thrown) {
+      const { error, unexpected } = toConnectError(thrown);
+      observer.finish(startedAt, error.code, ctx, error, unexpected ? thrown : undefined);
+      throw error;
+    }
+  };
+}
+
+function wrapStreamingResponse(method: DescMethod, handler: AnyFn, options: InstrumentOptions): AnyFn {
+  const observer = methodObserver(method, options);
+  const { metrics, shutdownSignal } = options;
+  const open = metrics.openStreams.labels(observer.labels);
+  const sent = metrics.streamMessagesSent.labels(observer.labels);
+  return async function* (input, ctx) {
+    const startedAt = observer.start();
+    open.inc();
+    let failure: { error: ConnectError; cause?: unknown } | undefined;
+    let completed = false;
+    try {
+      for await (const message of handler(input, ctx) as AsyncIterable<unknown>) {
+        yield message;
+        sent.inc();
+      }
+      if (shutdownSignal.aborted) throw new ConnectError(shuttingDownMessage, Code.Unavailable);
+      completed = true;
+    } catch (thrown) {
+      const mapped = shutdownSignal.aborted
+        ? { error: new ConnectError(shuttingDownMessage, Code.Unavailable), unexpected: false }
+        : toConnectError(thrown);
+      failure = { error: mapped.error, cause: mapped.unexpected ? thrown : undefined };
+      throw mapped.error;
+    } finally {
+      open.dec();
+      // Neither completed nor failed: the transport returned the generator
+      // early because the client went away.
+      if (failure === undefined && !completed) failure = { error: new ConnectError("cancelled by the client", Code.Canceled) };
+      observer.finish(startedAt, failure?.error.code ?? 0, ctx, failure?.error, failure?.cause);
+    }
+  };
+}
