@@ -3,6 +3,7 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/unit/**/*.test.ts", "test/integration/**/*.test.ts"],
+    globalSetup: ["test/fixtures/build-once.ts"],
     testTimeout: 20_000,
     hookTimeout: 20_000,
     pool: "forks",

@@ -1,3 +1,4 @@
+import { setLogger, setLogVerbosity, logVerbosity } from "@grpc/grpc-js";
 import { parseArgs } from "node:util";
 import { StartupError, startControlPlane } from "./app.js";
 import { ConfigError, configOptions, resolveConfig, serveHelp } from "./config.js";
@@ -39,6 +40,10 @@ export async function runServe(args: readonly string[]): Promise<number> {
     level: config.logLevel,
     ...(config.logFormat !== "auto" ? { pretty: config.logFormat === "pretty" } : {}),
   });
+  // grpc-js writes its own diagnostics to stderr; route them into our log
+  // so that stderr carries only the one-line startup error.
+  setLogger({ error: (...args: unknown[]) => logger.debug({ grpc: args.join(" ") }, "grpc-js") });
+  setLogVerbosity(logVerbosity.ERROR);
   let controlPlane;
   try {
     controlPlane = await startControlPlane({ config, logger });

@@ -11,6 +11,7 @@ import {
 } from "@grpc/grpc-js";
 import { grpcServiceDefinition } from "../../client/grpc-definition.js";
 import type { ServiceRegistration } from "../rpc/service-registration.js";
+import type { Readable } from "node:stream";
 import { toConnectError } from "./error-mapping.js";
 import { GrpcHandlerContext, type GrpcCall } from "./grpc-context.js";
 
@@ -75,9 +76,9 @@ function adapt(method: DescMethod, handler: AnyFn, shutdownSignal: AbortSignal):
         respondOnce(handler(call.request, ctx), ctx, call, output, callback);
       }) as UntypedHandleCall;
     case "client_streaming":
-      return ((call: GrpcCall & AsyncIterable<unknown>, callback: sendUnaryData<unknown>) => {
+      return ((call: GrpcCall & Readable, callback: sendUnaryData<unknown>) => {
         const ctx = new GrpcHandlerContext(call, method, shutdownSignal);
-        respondOnce(handler(call, ctx), ctx, call, output, callback);
+        respondOnce(handler(requestsOf(call), ctx), ctx, call, output, callback);
       }) as UntypedHandleCall;
     case "server_streaming":
       return ((call: ServerWritableStream<unknown, unknown> & { request: unknown }) => {
@@ -85,11 +86,20 @@ function adapt(method: DescMethod, handler: AnyFn, shutdownSignal: AbortSignal):
         void pumpResponses(handler(call.request, ctx) as AsyncIterable<unknown>, ctx, call, output);
       }) as UntypedHandleCall;
     case "bidi_streaming":
-      return ((call: ServerWritableStream<unknown, unknown> & AsyncIterable<unknown>) => {
+      return ((call: ServerWritableStream<unknown, unknown> & Readable) => {
         const ctx = new GrpcHandlerContext(call, method, shutdownSignal);
-        void pumpResponses(handler(call, ctx) as AsyncIterable<unknown>, ctx, call, output);
+        void pumpResponses(handler(requestsOf(call), ctx) as AsyncIterable<unknown>, ctx, call, output);
       }) as UntypedHandleCall;
   }
+}
+
+/**
+ * The request stream of a call. Node's default readable iterator destroys the
+ * stream when the loop ends, which for a bidi call would also destroy the
+ * response side before its status is sent; this one leaves it open.
+ */
+function requestsOf(call: Readable): AsyncIterable<unknown> {
+  return { [Symbol.asyncIterator]: () => call.iterator({ destroyOnReturn: false }) };
 }
 
 function respondOnce(

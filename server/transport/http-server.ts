@@ -82,27 +82,49 @@ export function createHttpServer(options: HttpServerOptions): HttpPort {
     });
   };
 
-  if (options.tls !== undefined) {
-    const server = http2.createSecureServer(
-      {
-        allowHTTP1: true,
-        cert: options.tls.cert,
-        key: options.tls.key,
-        ...(options.tls.clientCa !== undefined ? { ca: options.tls.clientCa, requestCert: true, rejectUnauthorized: true } : {}),
-      },
-      handle,
-    );
-    server.on("session", (session) => peers.set(session, addressOf(session.socket)));
-    server.on("connection", (socket: net.Socket) => track(socket));
-    return { server, close };
-  }
+  const server = options.tls !== undefined ? secureServer(options.tls, handle, peers) : plaintextServer(handle, peers);
+  server.on("connection", (socket: net.Socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
+  const close = async (deadline: number): Promise<void> => {
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    if (inFlight > 0) {
+      await new Promise<void>((resolve) => {
+        idle = resolve;
+        setTimeout(resolve, Math.max(0, deadline - Date.now())).unref();
+      });
+    }
+    for (const socket of sockets) socket.destroy();
+    await closed;
+  };
+  return { server, close };
+}
 
+type Handler = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => void;
+
+/** TLS: ALPN chooses HTTP/2 or HTTP/1.1; a client CA turns on mTLS. */
+function secureServer(tls: TlsMaterial, handle: Handler, peers: WeakMap<ServerHttp2Session, string>): net.Server {
+  const server = http2.createSecureServer(
+    {
+      allowHTTP1: true,
+      cert: tls.cert,
+      key: tls.key,
+      ...(tls.clientCa !== undefined ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true } : {}),
+    },
+    handle,
+  );
+  server.on("session", (session: ServerHttp2Session) => peers.set(session, addressOf(session.socket)));
+  return server;
+}
+
+/** Plaintext: the first bytes of a connection choose h2c (the `PRI` preface) or HTTP/1.1. */
+function plaintextServer(handle: Handler, peers: WeakMap<ServerHttp2Session, string>): net.Server {
   const h1 = http.createServer(handle);
   const h2 = http2.createServer(handle);
   let connectingPeer = "";
-  h2.on("session", (session) => peers.set(session, connectingPeer));
-  const server = net.createServer((socket) => {
-    track(socket);
+  h2.on("session", (session: ServerHttp2Session) => peers.set(session, connectingPeer));
+  return net.createServer((socket) => {
     socket.once("data", (first: Buffer) => {
       if (first.subarray(0, 3).toString("latin1") === "PRI") {
         // Node's HTTP/2 session reads a net.Socket natively and would miss the
@@ -118,24 +140,6 @@ export function createHttpServer(options: HttpServerOptions): HttpPort {
     });
     socket.on("error", () => socket.destroy());
   });
-  return { server, close };
-
-  function track(socket: net.Socket): void {
-    sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
-  }
-
-  async function close(deadline: number): Promise<void> {
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    if (inFlight > 0) {
-      await new Promise<void>((resolve) => {
-        idle = resolve;
-        setTimeout(resolve, Math.max(0, deadline - Date.now())).unref();
-      });
-    }
-    for (const socket of sockets) socket.destroy();
-    await closed;
-  }
 }
 
 function peerOf(req: IncomingMessage | Http2ServerRequest, peers: WeakMap<ServerHttp2Session, string>): string {

@@ -1,0 +1,210 @@
+import { UnavailableError } from "../core/errors.js";
+import type { SqliteDatabase } from "./database.js";
+
+/** What one committed batch cost; feeds the commit metrics. */
+export interface CommitStats {
+  /** Writes in the batch, including ops that threw and were rolled back. */
+  readonly batchSize: number;
+  /** Wall time from BEGIN to the end of COMMIT. */
+  readonly seconds: number;
+}
+
+/** Tuning and instrumentation for a {@link GroupCommitter}. */
+export interface GroupCommitOptions {
+  /** Most writes in one transaction; the rest wait for the next batch. Default 1000. */
+  readonly maxBatch?: number;
+  /**
+   * Called once per committed batch, after every caller of the batch was
+   * answered. Must not throw: an exception escapes `flush()` (or the
+   * scheduled flush, where it is uncaught).
+   */
+  readonly onCommit?: (stats: CommitStats) => void;
+}
+
+/**
+ * The committer was closed (the server is shutting down); the write was not
+ * attempted. Maps to UNAVAILABLE so clients retry elsewhere.
+ */
+export class StoreClosedError extends UnavailableError {
+  constructor() {
+    super("the store is closed; the server is shutting down");
+  }
+}
+
+/**
+ * A queued write. Methods are declared in method syntax so that a
+ * `QueuedWrite` built for any result type fits the queue's `unknown`.
+ */
+interface QueuedWrite {
+  op(db: SqliteDatabase): unknown;
+  onCommitted?(result: unknown): void;
+  resolve(result: unknown): void;
+  reject(error: unknown): void;
+  result: unknown;
+  /** Already rejected: its op or its onCommitted threw. */
+  failed: boolean;
+}
+
+/**
+ * Group commit: many writers share one transaction and so one fsync.
+ *
+ * Invariants:
+ * - The first write into an empty queue schedules a flush with
+ *   `setImmediate`, so every write arriving in the same event-loop turn (and
+ *   while a commit blocked the loop) joins the next batch. A batch holds at
+ *   most `maxBatch` writes; what is left is scheduled again.
+ * - A batch is `BEGIN IMMEDIATE`, then each op inside its own `SAVEPOINT`,
+ *   then `COMMIT`. An op that throws is rolled back to its savepoint and
+ *   rejects only its own caller; the others still commit.
+ * - If BEGIN or COMMIT fails, the transaction is rolled back (if open) and
+ *   every caller of the batch is rejected with that error. So is every caller
+ *   when an op's error made SQLite abandon the whole transaction.
+ * - After COMMIT returned, every `onCommitted(result)` runs synchronously in
+ *   queue order, then the promises resolve. Callers update in-memory state
+ *   and notify watchers in `onCommitted`, so notification order is commit
+ *   order. An `onCommitted` that throws rejects only its own caller.
+ * - Batches never nest or interleave: a `flush()` requested while a batch is
+ *   running (from an op or an `onCommitted`) does nothing, and writes queued
+ *   meanwhile land in a later batch.
+ *
+ * The committer does not own the connection: close the database after
+ * {@link GroupCommitter.close}.
+ */
+export class GroupCommitter {
+  private readonly maxBatch: number;
+  private readonly onCommit: ((stats: CommitStats) => void) | undefined;
+  private readonly beginStmt;
+  private readonly commitStmt;
+  private readonly rollbackStmt;
+  private readonly savepointStmt;
+  private readonly releaseStmt;
+  private readonly rollbackToStmt;
+  private queue: QueuedWrite[] = [];
+  private scheduled: NodeJS.Immediate | undefined;
+  private running = false;
+  private closed = false;
+
+  /**
+   * @param db the connection every batch runs on; nothing else may write on it
+   * @throws RangeError when `maxBatch` is not a positive integer
+   */
+  constructor(
+    private readonly db: SqliteDatabase,
+    options: GroupCommitOptions = {},
+  ) {
+    const { maxBatch = 1000, onCommit } = options;
+    if (!Number.isInteger(maxBatch) || maxBatch < 1) {
+      throw new RangeError(`maxBatch must be a positive integer, got ${maxBatch}`);
+    }
+    this.maxBatch = maxBatch;
+    this.onCommit = onCommit;
+    this.beginStmt = db.prepare("BEGIN IMMEDIATE");
+    this.commitStmt = db.prepare("COMMIT");
+    this.rollbackStmt = db.prepare("ROLLBACK");
+    // Savepoints nest, so one name serves every op.
+    this.savepointStmt = db.prepare("SAVEPOINT group_commit_op");
+    this.releaseStmt = db.prepare("RELEASE group_commit_op");
+    this.rollbackToStmt = db.prepare("ROLLBACK TO group_commit_op");
+  }
+
+  /** Writes queued and not yet run. */
+  get pending(): number {
+    return this.queue.length;
+  }
+
+  /**
+   * Queues `op`; ops queued before the batch runs share one transaction.
+   *
+   * @param op runs synchronously inside the batch's transaction, in its own
+   *   savepoint; its return value is the write's result
+   * @param onCommitted runs right after COMMIT, before any later batch, in
+   *   queue order; the place to update in-memory state and notify watchers
+   * @returns the op's result, only after COMMIT returned and `onCommitted`
+   *   ran; rejects with the op's error, the `onCommitted` error, the batch's
+   *   BEGIN/COMMIT error, or {@link StoreClosedError} after {@link close}
+   */
+  write<T>(op: (db: SqliteDatabase) => T, onCommitted?: (result: T) => void): Promise<T> {
+    if (this.closed) return Promise.reject(new StoreClosedError());
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ op, onCommitted, resolve, reject, result: undefined, failed: false });
+      this.schedule();
+    });
+  }
+
+  /** Runs the next batch now, synchronously; the rest of the queue stays scheduled. */
+  flush(): void {
+    if (this.running || this.queue.length === 0) return;
+    clearImmediate(this.scheduled);
+    this.scheduled = undefined;
+    const batch = this.queue.splice(0, this.maxBatch);
+    if (this.queue.length > 0) this.schedule();
+    this.running = true;
+    try {
+      this.commit(batch);
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /**
+   * Commits everything queued, then rejects later writes with
+   * {@link StoreClosedError}. Called from within a batch, the queued writes
+   * are committed by their scheduled flush instead.
+   */
+  close(): void {
+    this.closed = true;
+    while (!this.running && this.queue.length > 0) this.flush();
+  }
+
+  private schedule(): void {
+    this.scheduled ??= setImmediate(this.scheduledFlush);
+  }
+
+  private readonly scheduledFlush = (): void => {
+    this.scheduled = undefined;
+    this.flush();
+  };
+
+  private commit(batch: QueuedWrite[]): void {
+    const start = process.hrtime.bigint();
+    try {
+      this.beginStmt.run();
+      for (const write of batch) this.runOp(write);
+      this.commitStmt.run();
+    } catch (error) {
+      try {
+        if (this.db.inTransaction) this.rollbackStmt.run();
+      } finally {
+        for (const write of batch) write.reject(error);
+      }
+      return;
+    }
+    const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+    for (const write of batch) {
+      if (write.failed || write.onCommitted === undefined) continue;
+      try {
+        write.onCommitted(write.result);
+      } catch (error) {
+        write.failed = true;
+        write.reject(error);
+      }
+    }
+    for (const write of batch) if (!write.failed) write.resolve(write.result);
+    this.onCommit?.({ batchSize: batch.length, seconds });
+  }
+
+  private runOp(write: QueuedWrite): void {
+    this.savepointStmt.run();
+    try {
+      write.result = write.op(this.db);
+    } catch (error) {
+      write.failed = true;
+      write.reject(error);
+      // Some errors (SQLITE_FULL, SQLITE_IOERR, ...) end the whole transaction;
+      // then the batch fails with this error.
+      if (!this.db.inTransaction) throw error;
+      this.rollbackToStmt.run();
+    }
+    this.releaseStmt.run();
+  }
+}

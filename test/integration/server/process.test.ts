@@ -1,0 +1,100 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { GrpcConnection } from "../../../client/grpc-client.js";
+import { Health, HealthCheckResponse_ServingStatus as Status } from "../../../gen/grpc/health/v1/health_pb.js";
+import { openDatabase, closeDatabase } from "../../../server/store/database.js";
+import { migrations } from "../../../server/store/migrations.js";
+import { spawnCli, startServerProcess } from "../../fixtures/server-process.js";
+import { nextWithin, within } from "../../fixtures/streams.js";
+
+describe("latticeforge serve as a process", () => {
+  const dirs: string[] = [];
+  const tempDir = (): string => {
+    const dir = mkdtempSync(join(tmpdir(), "latticeforge-proc-"));
+    dirs.push(dir);
+    return dir;
+  };
+  afterEach(() => {
+    for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("on SIGTERM ends open streams with UNAVAILABLE, logs each step, exits 0, and leaves a clean database", async () => {
+    const db = join(tempDir(), "nested", "dir", "cp.db");
+    const server = await startServerProcess(["--db", db, "--shutdown-timeout", "5"]);
+    const conn = new GrpcConnection({ address: server.grpc });
+    try {
+      const stream = conn.client(Health).watch({ service: "" }, { timeoutMs: 15_000 })[Symbol.asyncIterator]();
+      expect((await nextWithin(stream)).value?.status).toBe(Status.SERVING);
+      server.child.kill("SIGTERM");
+      expect((await nextWithin(stream)).value?.status).toBe(Status.NOT_SERVING);
+      const end = await nextWithin(stream).catch((e: unknown) => e);
+      expect(end).toBeInstanceOf(ConnectError);
+      expect((end as ConnectError).code).toBe(Code.Unavailable);
+      expect(await within(server.exited, 8000, "exit after SIGTERM")).toBe(0);
+    } finally {
+      conn.close();
+    }
+    const steps = server.logs.map((l) => l.msg);
+    expect(steps).toEqual(
+      expect.arrayContaining([
+        "shutdown: signal received",
+        "shutdown: health set to NOT_SERVING",
+        "shutdown: refusing new calls, ending open streams with UNAVAILABLE",
+        "shutdown: in-flight calls done; flushing pending commits",
+        "shutdown: database checkpointed and closed",
+        "shutdown: complete",
+      ]),
+    );
+    const reopened = openDatabase({ path: db, durability: "full", migrations });
+    expect(reopened.pragma("integrity_check", { simple: true })).toBe("ok");
+    closeDatabase(reopened);
+  });
+
+  it("refuses a port in use with one clear line and a non-zero exit", async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));
+    const port = (blocker.address() as net.AddressInfo).port;
+    try {
+      const proc = spawnCli(["serve", "--listen", `127.0.0.1:${port}`, "--http-listen", "127.0.0.1:0", "--db", ":memory:"]);
+      expect(await within(proc.exited, 8000, "exit")).toBe(1);
+      expect(proc.stderr().trim()).toBe(`latticeforge serve: cannot listen on 127.0.0.1:${port} (--listen): address already in use`);
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it("refuses a bad flag value naming the flag, exit code 2", async () => {
+    const proc = spawnCli(["serve", "--durability", "sometimes", "--db", ":memory:"]);
+    expect(await within(proc.exited, 8000, "exit")).toBe(2);
+    expect(proc.stderr().trim()).toBe('latticeforge serve: --durability must be one of normal, full, got "sometimes"');
+  });
+
+  it("refuses a bad environment value naming the variable", async () => {
+    const proc = spawnCli(["serve", "--db", ":memory:"], { LATTICEFORGE_MAX_MESSAGE_BYTES: "lots" });
+    expect(await within(proc.exited, 8000, "exit")).toBe(2);
+    expect(proc.stderr()).toContain("LATTICEFORGE_MAX_MESSAGE_BYTES");
+  });
+
+  it("refuses an unusable database path with one clear line", async () => {
+    const file = join(tempDir(), "a-file");
+    writeFileSync(file, "not a directory");
+    const proc = spawnCli(["serve", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--db", join(file, "cp.db")]);
+    expect(await within(proc.exited, 8000, "exit")).toBe(1);
+    const lines = proc.stderr().trim().split("\n");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(join(file, "cp.db"));
+  });
+
+  it("prints every flag with its variable and default under --help", async () => {
+    const proc = spawnCli(["serve", "--help"]);
+    expect(await within(proc.exited, 8000, "exit")).toBe(0);
+    let out = "";
+    proc.child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(proc.logs.map((l) => l.msg).join("\n") + out).toContain("LATTICEFORGE_DURABILITY (default full)");
+  });
+});
