@@ -79,6 +79,7 @@ export class GroupCommitter {
   private readonly savepointStmt;
   private readonly releaseStmt;
   private readonly rollbackToStmt;
+  private readonly rollbackListeners = new Set<(error: unknown) => void>();
   private queue: QueuedWrite[] = [];
   private scheduled: NodeJS.Immediate | undefined;
   private running = false;
@@ -105,6 +106,19 @@ export class GroupCommitter {
     this.savepointStmt = db.prepare("SAVEPOINT group_commit_op");
     this.releaseStmt = db.prepare("RELEASE group_commit_op");
     this.rollbackToStmt = db.prepare("ROLLBACK TO group_commit_op");
+  }
+
+  /**
+   * Registers `listener` to run after a whole batch was rolled back (BEGIN or
+   * COMMIT failed, or an op's error ended the transaction). Stores that apply
+   * changes to in-memory state inside their ops reload that state from the
+   * database here, since the batch's changes never became durable.
+   *
+   * @returns the idempotent unsubscribe function
+   */
+  onRollback(listener: (error: unknown) => void): () => void {
+    this.rollbackListeners.add(listener);
+    return () => this.rollbackListeners.delete(listener);
   }
 
   /** Writes queued and not yet run. */
@@ -175,6 +189,7 @@ export class GroupCommitter {
       try {
         if (this.db.inTransaction) this.rollbackStmt.run();
       } finally {
+        for (const listener of this.rollbackListeners) listener(error);
         for (const write of batch) write.reject(error);
       }
       return;

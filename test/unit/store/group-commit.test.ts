@@ -133,8 +133,10 @@ describe("GroupCommitter failures", () => {
     expect(batches.map((stats) => stats.batchSize)).toEqual([3]);
   });
 
-  it("rejects every caller of the batch when COMMIT fails, and later writes still commit", async () => {
+  it("rejects every caller of the batch when COMMIT fails, tells rollback listeners once, and later writes still commit", async () => {
     const gc = committer();
+    const rollbacks: unknown[] = [];
+    gc.onRollback((error) => rollbacks.push(error));
     const writes = [
       gc.write(insertItem("lost-1")),
       gc.write((conn) => conn.prepare("INSERT INTO children (item_id) VALUES (999)").run().changes),
@@ -147,9 +149,12 @@ describe("GroupCommitter failures", () => {
     }
     expect(batches).toEqual([]);
     expect(db.inTransaction).toBe(false);
+    expect(rollbacks).toHaveLength(1);
+    expect(rollbacks[0]).toMatchObject({ message: "FOREIGN KEY constraint failed" });
 
     await expect(gc.write(insertItem("later"))).resolves.toBe(1);
     expect(itemNames(db)).toEqual(["later"]);
+    expect(rollbacks).toHaveLength(1);
   });
 
   it("rejects every caller of the batch when BEGIN fails, and later writes still commit", async () => {
