@@ -5,7 +5,12 @@ import { readFileSync } from "node:fs";
 import type { ServerConfig } from "./config.js";
 import { ServingStatus } from "./core/serving-status.js";
 import type { Logger } from "./observability/logger.js";
-import { createServerMetrics, type ServerMetrics } from "./observability/metrics.js";
+import { createServerMetrics, registerRegistryGauges, type ServerMetrics } from "./observability/metrics.js";
+import { defaultRegistryLimits, type TopologyEvent } from "./core/registry/model.js";
+import { createRegistryService } from "./rpc/registry.js";
+import { startRegistryMaintenance } from "./store/registry-maintenance.js";
+import { RegistryStore } from "./store/registry-store.js";
+import { WatchHub } from "./watch/watch-hub.js";
 import { createHealthService } from "./rpc/health.js";
 import { createReflectionServices } from "./rpc/reflection.js";
 import type { ServiceRegistration } from "./rpc/service-registration.js";
@@ -67,7 +72,35 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     },
   });
 
-  const domain: ServiceRegistration[] = [];
+  const registry = new RegistryStore(db, committer, {
+    limits: defaultRegistryLimits({
+      heartbeatTimeoutMs: config.heartbeatTimeoutSeconds * 1000,
+      maxInstancesPerService: config.maxInstancesPerService,
+      deregisterStaleAfterMs: config.deregisterStaleAfterSeconds * 1000,
+      selfPreservationThreshold: config.selfPreservationThreshold,
+    }),
+  });
+  const topologyHub = new WatchHub<TopologyEvent>(registry.log, {
+    progressIntervalMs: config.watchProgressSeconds * 1000,
+    queueSize: config.watchQueueSize,
+  });
+  registry.onChange((change) => topologyHub.notify(change));
+  registerRegistryGauges(metrics.registry, {
+    instances: () => registry.state.size,
+    selfPreservation: () => registry.state.selfPreservation,
+    revision: () => registry.log.currentRevision,
+    watchers: () => topologyHub.watcherCount,
+    unsyncedWatchers: () => topologyHub.unsyncedCount,
+  });
+  const maintenance = startRegistryMaintenance(registry, {
+    reapIntervalMs: config.reapIntervalSeconds * 1000,
+    compactIntervalMs: config.compactIntervalSeconds * 1000,
+    keepChanges: config.historyChanges,
+    keepAgeMs: config.historySeconds * 1000,
+    logger,
+  });
+
+  const domain: ServiceRegistration[] = [createRegistryService(registry, topologyHub)];
   const serving = new ServingStatus();
   const health = createHealthService(serving);
   const served: DescService[] = [...domain.map((r) => r.service), health.service];
@@ -103,6 +136,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     grpcPort = await bindGrpc(grpc, config.listen, tls);
     httpPort = await listenHttp(http, config.httpListen);
   } catch (error) {
+    maintenance.stop();
+    topologyHub.close();
     grpc.forceShutdown();
     http.server.close();
     committer.close();
@@ -123,6 +158,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     await new Promise((resolve) => setImmediate(resolve));
     logger.info("shutdown: refusing new calls, ending open streams with UNAVAILABLE");
     shutdownController.abort();
+    maintenance.stop();
+    topologyHub.close();
     await Promise.all([closeGrpc(grpc, deadline, logger), http.close(deadline)]);
     logger.info("shutdown: in-flight calls done; flushing pending commits");
     committer.close();

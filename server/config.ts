@@ -17,6 +17,25 @@ export interface ServerConfig {
   readonly shutdownTimeoutSeconds: number;
   readonly logLevel: LogLevel;
   readonly logFormat: "auto" | "json" | "pretty";
+  /** Registry: seconds without a heartbeat before an instance is stale. */
+  readonly heartbeatTimeoutSeconds: number;
+  readonly maxInstancesPerService: number;
+  /** Registry: seconds without a heartbeat before a stale instance is evicted; 0 = never. */
+  readonly deregisterStaleAfterSeconds: number;
+  /** Registry: share of instances whose stale eviction in one pass triggers self-preservation. */
+  readonly selfPreservationThreshold: number;
+  /** Registry: seconds between staleness passes. */
+  readonly reapIntervalSeconds: number;
+  /** Watches: seconds of idleness before a PROGRESS message. */
+  readonly watchProgressSeconds: number;
+  /** Watches: changes kept in each event log at least. */
+  readonly historyChanges: number;
+  /** Watches: seconds an event-log change is kept beyond the newest history-changes. */
+  readonly historySeconds: number;
+  /** Watches: seconds between event-log compactions. */
+  readonly compactIntervalSeconds: number;
+  /** Watches: changes queued per watcher before it falls back to catching up from the event log. */
+  readonly watchQueueSize: number;
 }
 
 /** Levels accepted by `--log-level`. */
@@ -80,6 +99,16 @@ export const configOptions: readonly ConfigOption[] = [
   { key: "shutdownTimeoutSeconds", flag: "shutdown-timeout", env: "LATTICEFORGE_SHUTDOWN_TIMEOUT", defaultValue: "10", description: "seconds to wait for in-flight calls on SIGTERM/SIGINT", parse: number(0, 3600, false) },
   { key: "logLevel", flag: "log-level", env: "LATTICEFORGE_LOG_LEVEL", defaultValue: "info", description: "trace, debug (one line per RPC), info, warn, error, fatal or silent", parse: oneOf<LogLevel>("trace", "debug", "info", "warn", "error", "fatal", "silent") },
   { key: "logFormat", flag: "log-format", env: "LATTICEFORGE_LOG_FORMAT", defaultValue: "auto", description: "json, pretty, or auto (pretty when stdout is a terminal)", parse: oneOf("auto", "json", "pretty") },
+  { key: "heartbeatTimeoutSeconds", flag: "heartbeat-timeout", env: "LATTICEFORGE_HEARTBEAT_TIMEOUT", defaultValue: "30", description: "registry: seconds without a heartbeat before an instance is stale (excluded from routing)", parse: number(0.1, 86_400, false) },
+  { key: "maxInstancesPerService", flag: "max-instances-per-service", env: "LATTICEFORGE_MAX_INSTANCES_PER_SERVICE", defaultValue: "100", description: "registry: instances one service may register; more fail with RESOURCE_EXHAUSTED", parse: number(1, 1_000_000, true) },
+  { key: "deregisterStaleAfterSeconds", flag: "deregister-stale-after", env: "LATTICEFORGE_DEREGISTER_STALE_AFTER", defaultValue: undefined, description: "registry: seconds without a heartbeat before an instance is evicted (default 3 × --heartbeat-timeout; 0 = never)", parse: number(0, 31_536_000, false) },
+  { key: "selfPreservationThreshold", flag: "self-preservation-threshold", env: "LATTICEFORGE_SELF_PRESERVATION_THRESHOLD", defaultValue: "0.5", description: "registry: when a pass would evict more than this share of instances as stale, evict none (Eureka self-preservation)", parse: number(0, 1, false) },
+  { key: "reapIntervalSeconds", flag: "reap-interval", env: "LATTICEFORGE_REAP_INTERVAL", defaultValue: "1", description: "registry: seconds between staleness and eviction passes", parse: number(0.01, 3600, false) },
+  { key: "watchProgressSeconds", flag: "watch-progress-interval", env: "LATTICEFORGE_WATCH_PROGRESS_INTERVAL", defaultValue: "5", description: "watches: seconds of idleness before a PROGRESS message with the current revision (0 = never)", parse: number(0, 3600, false) },
+  { key: "historyChanges", flag: "history-changes", env: "LATTICEFORGE_HISTORY_CHANGES", defaultValue: "100000", description: "watches: newest changes always kept in each event log for resuming watchers", parse: number(1, 100_000_000, true) },
+  { key: "historySeconds", flag: "history-age", env: "LATTICEFORGE_HISTORY_AGE", defaultValue: "3600", description: "watches: older changes are compacted once also older than this many seconds", parse: number(0, 31_536_000, false) },
+  { key: "compactIntervalSeconds", flag: "compact-interval", env: "LATTICEFORGE_COMPACT_INTERVAL", defaultValue: "60", description: "watches: seconds between event-log compactions", parse: number(0.01, 86_400, false) },
+  { key: "watchQueueSize", flag: "watch-queue-size", env: "LATTICEFORGE_WATCH_QUEUE_SIZE", defaultValue: "1024", description: "watches: changes queued per watcher before a slow watcher falls back to catching up from the event log (bounds memory per watcher)", parse: number(1, 1_000_000, true) },
 ];
 
 /**
@@ -99,6 +128,7 @@ export function resolveConfig(flags: Readonly<Record<string, string | undefined>
     else if (fromEnv !== undefined && fromEnv !== "") config[option.key] = option.parse(fromEnv, option.env);
     else config[option.key] = option.defaultValue === undefined ? undefined : option.parse(option.defaultValue, `--${option.flag}`);
   }
+  config.deregisterStaleAfterSeconds ??= 3 * (config.heartbeatTimeoutSeconds as number);
   const resolved = config as unknown as ServerConfig;
   if ((resolved.tlsCert === undefined) !== (resolved.tlsKey === undefined)) {
     throw new ConfigError("--tls-cert and --tls-key must be given together");

@@ -4,6 +4,7 @@ import { runServe } from "../../server/main.js";
 import { UsageError } from "./client-flags.js";
 import type { Command } from "./command.js";
 import { healthCommand } from "./commands/health.js";
+import { registryCommand } from "./commands/registry.js";
 import { servicesCommand } from "./commands/services.js";
 import { versionCommand } from "./commands/version.js";
 
@@ -14,6 +15,7 @@ const commands: Record<string, Command> = {
     run: runServe,
   },
   health: healthCommand,
+  registry: registryCommand,
   services: servicesCommand,
   version: versionCommand,
 };

@@ -2,7 +2,7 @@
 export interface Output {
   /** Print `rows` as an aligned table under `columns`, or as JSON with --json. */
   table(columns: readonly string[], rows: readonly (readonly string[])[], json: unknown): void;
-  /** Print one line of text, or `json` with --json. */
+  /** Print one line of text, or `json` with --json (nothing when `json` is undefined). */
   line(text: string, json: unknown): void;
 }
 
@@ -21,7 +21,8 @@ export function createOutput(json: boolean): Output {
       for (const row of rows) write(format(row));
     },
     line(text, value) {
-      write(json ? JSON.stringify(value, null, 2) : text);
+      if (!json) write(text);
+      else if (value !== undefined) write(JSON.stringify(value, null, 2));
     },
   };
 }

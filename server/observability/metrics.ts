@@ -77,3 +77,37 @@ export function createServerMetrics(): ServerMetrics {
     }),
   };
 }
+
+/** What the registry and watch gauges read at scrape time. */
+export interface RegistryGaugeSource {
+  readonly instances: () => number;
+  readonly selfPreservation: () => boolean;
+  readonly revision: () => number;
+  readonly watchers: () => number;
+  readonly unsyncedWatchers: () => number;
+}
+
+/**
+ * Registers the registry's gauges, read at scrape time: instances, whether
+ * self-preservation holds, the current topology revision, and topology
+ * watchers (all, and those catching up from the event log).
+ */
+export function registerRegistryGauges(registry: Registry, source: RegistryGaugeSource): void {
+  const gauge = (name: string, help: string, read: () => number): void => {
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(read());
+      },
+    });
+  };
+  gauge("latticeforge_registry_instances", "Registered instances.", source.instances);
+  gauge("latticeforge_registry_self_preservation", "1 while self-preservation holds back stale evictions.", () =>
+    source.selfPreservation() ? 1 : 0,
+  );
+  gauge("latticeforge_registry_revision", "Current topology revision.", source.revision);
+  gauge("latticeforge_topology_watchers", "Open WatchTopology streams.", source.watchers);
+  gauge("latticeforge_topology_unsynced_watchers", "WatchTopology streams catching up from the event log.", source.unsyncedWatchers);
+}

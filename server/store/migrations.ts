@@ -1,9 +1,15 @@
 import type { Migration } from "./database.js";
+import { registrySchema } from "./registry-store.js";
 
 /**
- * The schema history, applied by `openDatabase` in order. Each service
- * appends its tables here as the next version; a migration that has landed
- * is never edited or removed, because databases in the field already record
- * it in their `user_version`.
+ * The project's schema history, applied in order and recorded in
+ * `PRAGMA user_version`. Append new versions; never edit one that has
+ * landed, since databases in the field already ran it.
  */
-export const migrations: readonly Migration[] = [];
+export const migrations: readonly Migration[] = [
+  {
+    version: 1,
+    description: "registry instances and the topology revision log",
+    up: (db) => db.exec(registrySchema),
+  },
+];

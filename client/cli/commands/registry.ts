@@ -1,0 +1,229 @@
+import { ConnectError, type Client } from "@connectrpc/connect";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import {
+  RegistryService,
+  RemovalReason,
+  SelectionStrategy,
+  TopologyEventType,
+  type InstanceState,
+} from "../../../gen/latticeforge/registry/v1/registry_pb.js";
+import { clientFlagsHelp, parseClientArgs, UsageError, type ClientInvocation } from "../client-flags.js";
+import type { Command } from "../command.js";
+
+const usage = `Usage: latticeforge registry <subcommand> [flags]
+
+Subcommands:
+  register --service S --id ID --endpoint HOST:PORT --region R --zone Z [--weight 1..100] [--meta k=v]...
+  deregister ID
+  heartbeat ID [--connections N]
+  resolve SERVICE [--region R] [--all] [--min-weight N]
+  select SERVICE [--region R] [--strategy weighted-random|round-robin|least-connections]
+  topology
+  stale [SERVICE]
+  watch [SERVICE]... [--from REVISION]   print changes live; resumes by revision after a dropped connection
+
+${clientFlagsHelp}`;
+
+const strategies: Record<string, SelectionStrategy> = {
+  "weighted-random": SelectionStrategy.WEIGHTED_RANDOM,
+  "round-robin": SelectionStrategy.ROUND_ROBIN,
+  "least-connections": SelectionStrategy.LEAST_CONNECTIONS,
+};
+
+const flags = {
+  service: { type: "string" },
+  id: { type: "string" },
+  endpoint: { type: "string" },
+  region: { type: "string" },
+  zone: { type: "string" },
+  weight: { type: "string" },
+  meta: { type: "string", multiple: true },
+  connections: { type: "string" },
+  all: { type: "boolean" },
+  "min-weight": { type: "string" },
+  strategy: { type: "string" },
+  from: { type: "string" },
+} as const;
+
+function integer(value: string | boolean | undefined, flag: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed)) throw new UsageError(`${flag} must be an integer, got "${String(value)}"`);
+  return parsed;
+}
+
+function required(cli: ClientInvocation, flag: string): string {
+  const value = cli.values[flag];
+  if (typeof value !== "string" || value === "") throw new UsageError(`--${flag} is required`);
+  return value;
+}
+
+function row(state: InstanceState): string[] {
+  const i = state.instance!;
+  const status = state.stale ? "stale" : state.healthy ? "healthy" : "unhealthy";
+  return [i.serviceName, i.instanceId, i.endpoint, `${i.region}/${i.zone}`, String(i.weight), status, String(state.activeConnections)];
+}
+
+function table(cli: ClientInvocation, states: readonly InstanceState[], json: unknown): void {
+  cli.output.table(["service", "instance", "endpoint", "locality", "weight", "status", "connections"], states.map(row), json);
+}
+
+/** `latticeforge registry …`: the RegistryService from the command line. */
+export const registryCommand: Command = {
+  summary: "register, resolve, select and watch service instances",
+  usage,
+  async run(args) {
+    const [sub, ...rest] = args;
+    if (sub === undefined || sub === "--help" || sub === "-h") {
+      process.stdout.write(usage + "\n");
+      return sub === undefined ? 2 : 0;
+    }
+    const cli = parseClientArgs(rest, flags);
+    if (cli.values.help === true) {
+      process.stdout.write(usage + "\n");
+      return 0;
+    }
+    const conn = cli.connect();
+    try {
+      return await runSubcommand(sub, cli, conn.client(RegistryService));
+    } finally {
+      conn.close();
+    }
+  },
+};
+
+async function runSubcommand(sub: string, cli: ClientInvocation, registry: Client<typeof RegistryService>): Promise<number> {
+  const call = { timeoutMs: cli.timeoutMs };
+  const [first] = cli.positionals;
+  switch (sub) {
+    case "register": {
+      const metadata: Record<string, string> = {};
+      for (const pair of (cli.values.meta as unknown as string[] | undefined) ?? []) {
+        const eq = pair.indexOf("=");
+        if (eq <= 0) throw new UsageError(`--meta must be key=value, got "${pair}"`);
+        metadata[pair.slice(0, eq)] = pair.slice(eq + 1);
+      }
+      const res = await registry.register(
+        {
+          instance: {
+            serviceName: required(cli, "service"),
+            instanceId: required(cli, "id"),
+            endpoint: required(cli, "endpoint"),
+            region: required(cli, "region"),
+            zone: required(cli, "zone"),
+            weight: integer(cli.values.weight, "--weight", 50),
+            metadata,
+          },
+        },
+        call,
+      );
+      cli.output.line(`registered ${res.instance!.instance!.instanceId} at revision ${res.revision}`, res);
+      return 0;
+    }
+    case "deregister": {
+      if (first === undefined) throw new UsageError("deregister needs an instance ID");
+      const res = await registry.deregister({ instanceId: first }, call);
+      cli.output.line(`deregistered ${first} at revision ${res.revision}`, res);
+      return 0;
+    }
+    case "heartbeat": {
+      if (first === undefined) throw new UsageError("heartbeat needs an instance ID");
+      const connections = cli.values.connections;
+      const res = await registry.heartbeat(
+        { instanceId: first, ...(connections !== undefined ? { activeConnections: integer(connections, "--connections", 0) } : {}) },
+        call,
+      );
+      cli.output.line(`heartbeat recorded for ${first} at ${timestampDate(res.lastHeartbeat!).toISOString()}`, res);
+      return 0;
+    }
+    case "resolve": {
+      if (first === undefined) throw new UsageError("resolve needs a SERVICE");
+      const region = cli.values.region as string | undefined;
+      const res = await registry.resolve(
+        {
+          serviceName: first,
+          ...(region !== undefined ? { region } : {}),
+          healthyOnly: cli.values.all !== true,
+          minWeight: integer(cli.values["min-weight"], "--min-weight", 0),
+        },
+        call,
+      );
+      table(cli, res.instances, res);
+      return 0;
+    }
+    case "select": {
+      if (first === undefined) throw new UsageError("select needs a SERVICE");
+      const name = (cli.values.strategy as string | undefined) ?? "weighted-random";
+      const strategy = strategies[name];
+      if (strategy === undefined) throw new UsageError(`--strategy must be one of ${Object.keys(strategies).join(", ")}`);
+      const region = cli.values.region as string | undefined;
+      const res = await registry.selectInstance({ serviceName: first, ...(region !== undefined ? { region } : {}), strategy }, call);
+      if (res.instance === undefined) {
+        cli.output.line(`no routable instance of ${first}`, res);
+        return 1;
+      }
+      table(cli, [res.instance], res);
+      return 0;
+    }
+    case "topology": {
+      const res = await registry.serviceTopology({}, call);
+      const rows: string[][] = [];
+      for (const [service, { regions }] of Object.entries(res.services).sort()) {
+        for (const [region, counts] of Object.entries(regions).sort()) {
+          rows.push([service, region, String(counts.instances), String(counts.healthy)]);
+        }
+      }
+      cli.output.table(["service", "region", "instances", "healthy"], rows, res);
+      if (res.selfPreservation && !cli.values.json) process.stdout.write("self-preservation: ON (stale evictions held back)\n");
+      return 0;
+    }
+    case "stale": {
+      const res = await registry.staleInstances({ serviceName: first ?? "" }, call);
+      table(cli, res.instances, res);
+      return 0;
+    }
+    case "watch":
+      return watch(cli, registry);
+    default:
+      throw new UsageError(`unknown registry subcommand "${sub}"`);
+  }
+}
+
+/** Prints changes as they happen and resumes from the last revision after a dropped stream. */
+async function watch(cli: ClientInvocation, registry: Client<typeof RegistryService>): Promise<number> {
+  const controller = new AbortController();
+  process.once("SIGINT", () => controller.abort());
+  let revision = BigInt(integer(cli.values.from, "--from", 0));
+  let backoffMs = 200;
+  const print = (text: string, json: unknown): void => cli.output.line(text, json);
+  while (!controller.signal.aborted) {
+    try {
+      for await (const res of registry.watchTopology({ serviceNames: cli.positionals, startRevision: revision }, { signal: controller.signal })) {
+        backoffMs = 200;
+        const m = res.message;
+        if (m.case === "snapshot") {
+          revision = m.value.revision;
+          print(`snapshot at revision ${revision}${m.value.reset ? " (reset: history was compacted)" : ""}: ${m.value.instances.length} instances`, res);
+          for (const state of m.value.instances) print(`  ${row(state).join("  ")}`, undefined);
+        } else if (m.case === "change") {
+          revision = m.value.revision;
+          for (const event of m.value.events) {
+            const kind = TopologyEventType[event.type];
+            const reason = event.reason !== RemovalReason.UNSPECIFIED ? ` (${RemovalReason[event.reason]})` : "";
+            print(`${revision}  ${kind}${reason}  ${row(event.instance!).join("  ")}`, undefined);
+          }
+          if (cli.values.json === true) print("", res);
+        } else if (m.case === "progress") {
+          if (m.value.revision > revision) revision = m.value.revision;
+        }
+      }
+    } catch (error) {
+      if (controller.signal.aborted) break;
+      process.stderr.write(`watch: ${ConnectError.from(error).message}; resuming from revision ${revision} in ${backoffMs} ms\n`);
+    }
+    if (controller.signal.aborted) break;
+    await new Promise((resolve) => setTimeout(resolve, backoffMs));
+    backoffMs = Math.min(backoffMs * 2, 5000);
+  }
+  return 0;
+}

@@ -1,0 +1,274 @@
+import type {
+  HealthRecord,
+  InstanceInput,
+  InstanceRecord,
+  RegistryChange,
+  RegistryLimits,
+  TopologyEvent,
+} from "../core/registry/model.js";
+import { RegistryState } from "../core/registry/registry-state.js";
+import type { HealthInput } from "../core/registry/validation.js";
+import type { SqliteDatabase } from "./database.js";
+import type { GroupCommitter } from "./group-commit.js";
+import { RevisionLog, revisionLogSchema, type RevisionedChange } from "./revision-log.js";
+
+/** The revision-log stream of topology changes. */
+export const topologyStream = "topology";
+
+/** SQL of the registry's tables, for the migration that creates them. */
+export const registrySchema = `
+CREATE TABLE registry_instances (
+  instance_id TEXT PRIMARY KEY,
+  service_name TEXT NOT NULL,
+  endpoint TEXT NOT NULL,
+  region TEXT NOT NULL,
+  zone TEXT NOT NULL,
+  weight INTEGER NOT NULL,
+  metadata TEXT NOT NULL,
+  registered_at_ms INTEGER NOT NULL,
+  last_heartbeat_ms INTEGER NOT NULL,
+  stale INTEGER NOT NULL,
+  active_connections INTEGER NOT NULL,
+  health TEXT
+) WITHOUT ROWID;
+${revisionLogSchema(topologyStream)}
+`;
+
+/** Options for {@link RegistryStore}. */
+export interface RegistryStoreOptions {
+  readonly limits: RegistryLimits;
+  /** Random source for weighted selection; default Math.random. */
+  readonly rng?: () => number;
+  /** Clock in epoch milliseconds; default Date.now. */
+  readonly now?: () => number;
+}
+
+/** The outcome of a write: its result and the revision of its change (0 when it changed nothing watchers see). */
+export interface Committed<R> {
+  readonly result: R;
+  readonly revision: number;
+}
+
+interface Row {
+  instance_id: string;
+  service_name: string;
+  endpoint: string;
+  region: string;
+  zone: string;
+  weight: number;
+  metadata: string;
+  registered_at_ms: number;
+  last_heartbeat_ms: number;
+  stale: number;
+  active_connections: number;
+  health: string | null;
+}
+
+const codec = {
+  encode: (event: TopologyEvent): Uint8Array => Buffer.from(JSON.stringify(event)),
+  decode: (bytes: Uint8Array): TopologyEvent => JSON.parse(Buffer.from(bytes).toString("utf8")) as TopologyEvent,
+};
+
+/**
+ * The registry's persistence: instance rows and the topology revision log in
+ * SQLite, the in-memory {@link RegistryState} that serves every read, and the
+ * change feed watchers consume.
+ *
+ * Every write follows the same steps inside one group-committed op, so the
+ * database, the memory and the revision log never disagree:
+ * 1. plan the change against the current state (typed errors abort here);
+ * 2. write the rows and, when the change has events, append them to the
+ *    revision log under the next revision;
+ * 3. apply the change to memory.
+ * After COMMIT, listeners get the change in commit order, and the caller is
+ * answered with the revision. If a whole batch is rolled back, memory and the
+ * revision counter are reloaded from the database.
+ */
+export class RegistryStore {
+  /** Every read is served from here; never a SQL query per call. */
+  readonly state: RegistryState;
+  /** The durable topology change history, the source of watch catch-up. */
+  readonly log: RevisionLog<TopologyEvent>;
+  private readonly now: () => number;
+  private readonly listeners = new Set<(change: RevisionedChange<TopologyEvent>) => void>();
+  private readonly insertStmt;
+  private readonly updateStmt;
+  private readonly deleteStmt;
+  private readonly selectAllStmt;
+
+  constructor(
+    private readonly db: SqliteDatabase,
+    private readonly committer: GroupCommitter,
+    options: RegistryStoreOptions,
+  ) {
+    this.now = options.now ?? Date.now;
+    this.state = new RegistryState(options.limits, options.rng ?? Math.random);
+    this.log = new RevisionLog(db, topologyStream, codec);
+    this.insertStmt = db.prepare(
+      `INSERT INTO registry_instances (instance_id, service_name, endpoint, region, zone, weight, metadata,
+         registered_at_ms, last_heartbeat_ms, stale, active_connections, health)
+       VALUES (@instance_id, @service_name, @endpoint, @region, @zone, @weight, @metadata,
+         @registered_at_ms, @last_heartbeat_ms, @stale, @active_connections, @health)`,
+    );
+    this.updateStmt = db.prepare(
+      `UPDATE registry_instances SET last_heartbeat_ms = ?, stale = ?, active_connections = ?, health = ?
+       WHERE instance_id = ?`,
+    );
+    this.deleteStmt = db.prepare("DELETE FROM registry_instances WHERE instance_id = ?");
+    this.selectAllStmt = db.prepare("SELECT * FROM registry_instances");
+    this.reload();
+    committer.onRollback(() => this.reload());
+  }
+
+  /** Subscribes to committed changes, delivered in commit order. */
+  onChange(listener: (change: RevisionedChange<TopologyEvent>) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Registers a validated instance. */
+  register(input: InstanceInput): Promise<Committed<InstanceRecord>> {
+    return this.commit((now) => {
+      const change = this.state.planRegister(input, now);
+      return { change, result: change.events[0]!.record };
+    });
+  }
+
+  /** Registers validated instances in one transaction, one result each. */
+  bulkRegister(inputs: readonly InstanceInput[], failFast: boolean) {
+    return this.commit((now) => {
+      const { results, change } = this.state.planBulkRegister(inputs, failFast, now);
+      return { change, result: results };
+    });
+  }
+
+  /** Removes an instance (reason: deregistered). */
+  deregister(instanceId: string): Promise<Committed<InstanceRecord>> {
+    return this.commit(() => {
+      const change = this.state.planDeregister(instanceId);
+      return { change, result: change.events[0]!.record };
+    });
+  }
+
+  /** Records a heartbeat; the revision is non-zero only for a stale-to-fresh transition. */
+  heartbeat(instanceId: string, activeConnections: number | undefined): Promise<Committed<InstanceRecord>> {
+    return this.commit((now) => {
+      const change = this.state.planHeartbeat(instanceId, activeConnections, now);
+      return { change, result: (change.events[0]?.record ?? change.quiet[0])! };
+    });
+  }
+
+  /** Records a validated health result; the revision is non-zero only when the healthy flag flipped. */
+  updateHealth(input: HealthInput): Promise<Committed<InstanceRecord>> {
+    return this.commit((now) => {
+      const change = this.state.planHealthUpdate(input, now);
+      return { change, result: (change.events[0]?.record ?? change.quiet[0])! };
+    });
+  }
+
+  /** Records validated health results and evicts instances at the failure threshold, in one transaction. */
+  sweep(results: readonly HealthInput[], evictThreshold: number) {
+    return this.commit((now) => {
+      const { change, evicted, unknown } = this.state.planSweep(results, evictThreshold, now);
+      return { change, result: { evicted, unknown } };
+    });
+  }
+
+  /** One staleness pass: marks stale instances and evicts long-stale ones unless self-preservation holds. */
+  reap() {
+    return this.commit((now) => {
+      const { change, selfPreservation } = this.state.planReap(now);
+      return { change, result: { selfPreservation, evicted: change.events.filter((e) => e.kind === "removed").length } };
+    });
+  }
+
+  /** Trims the revision log to the retention rule; returns the number of changes removed. */
+  compact(keepChanges: number, keepAgeMs: number): Promise<number> {
+    return this.committer.write(() => this.log.compact({ keepChanges, keepAgeMs }, this.now()));
+  }
+
+  private commit<R>(plan: (nowMs: number) => { change: RegistryChange; result: R }): Promise<Committed<R>> {
+    return this.committer
+      .write(
+        () => {
+          const now = this.now();
+          const { change, result } = plan(now);
+          this.persist(change);
+          const revision = change.events.length > 0 ? this.log.append(change.events, now) : 0;
+          this.state.apply(change);
+          return { result, revision, events: change.events };
+        },
+        ({ revision, events }) => {
+          if (revision === 0) return;
+          const committed = { revision, events };
+          for (const listener of this.listeners) listener(committed);
+        },
+      )
+      .then(({ result, revision }) => ({ result, revision }));
+  }
+
+  private persist(change: RegistryChange): void {
+    for (const event of change.events) {
+      if (event.kind === "added") this.insertStmt.run(toRow(event.record));
+      else if (event.kind === "removed") this.deleteStmt.run(event.record.instance.instanceId);
+      else this.update(event.record);
+    }
+    for (const record of change.quiet) this.update(record);
+  }
+
+  private update(record: InstanceRecord): void {
+    this.updateStmt.run(
+      record.instance.lastHeartbeatMs,
+      record.stale ? 1 : 0,
+      record.activeConnections,
+      record.health === undefined ? null : JSON.stringify(record.health),
+      record.instance.instanceId,
+    );
+  }
+
+  /** Rebuilds memory and the revision counter from the database. */
+  private reload(): void {
+    const rows = this.selectAllStmt.all() as Row[];
+    this.state.load(rows.map(fromRow), false);
+    this.log.reload();
+  }
+}
+
+function toRow(record: InstanceRecord): Row {
+  const { instance } = record;
+  return {
+    instance_id: instance.instanceId,
+    service_name: instance.serviceName,
+    endpoint: instance.endpoint,
+    region: instance.region,
+    zone: instance.zone,
+    weight: instance.weight,
+    metadata: JSON.stringify(instance.metadata),
+    registered_at_ms: instance.registeredAtMs,
+    last_heartbeat_ms: instance.lastHeartbeatMs,
+    stale: record.stale ? 1 : 0,
+    active_connections: record.activeConnections,
+    health: record.health === undefined ? null : JSON.stringify(record.health),
+  };
+}
+
+function fromRow(row: Row): InstanceRecord {
+  const health = row.health === null ? undefined : (JSON.parse(row.health) as HealthRecord);
+  return {
+    instance: {
+      instanceId: row.instance_id,
+      serviceName: row.service_name,
+      endpoint: row.endpoint,
+      region: row.region,
+      zone: row.zone,
+      weight: row.weight,
+      metadata: JSON.parse(row.metadata) as Record<string, string>,
+      registeredAtMs: row.registered_at_ms,
+      lastHeartbeatMs: row.last_heartbeat_ms,
+    },
+    ...(health !== undefined ? { health } : {}),
+    healthy: health?.healthy ?? true,
+    stale: row.stale === 1,
+    activeConnections: row.active_connections,
+  };
+}

@@ -1,0 +1,84 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { RegistryService, RemovalReason, TopologyEventType, type WatchTopologyResponse } from "../../../gen/latticeforge/registry/v1/registry_pb.js";
+import { startTestControlPlane, type TestControlPlane } from "../../fixtures/control-plane.js";
+import { instance } from "../../fixtures/registry.js";
+import { nextWithin } from "../../fixtures/streams.js";
+
+const opts = { timeoutMs: 5000 };
+
+describe("staleness, eviction and self-preservation (real clock, short timeouts)", () => {
+  let server: TestControlPlane | undefined;
+  afterEach(async () => {
+    await server?.stop();
+    server = undefined;
+  });
+
+  it("marks an instance stale after the heartbeat timeout and fresh again on a heartbeat, with events", async () => {
+    server = await startTestControlPlane({ flags: { "heartbeat-timeout": "0.3", "reap-interval": "0.05", "deregister-stale-after": "0" } });
+    const registry = server.grpc(RegistryService);
+    const sent = instance({ serviceName: "st-a" });
+    await registry.register({ instance: sent }, opts);
+    const stream = registry.watchTopology({ serviceNames: ["st-a"] }, { timeoutMs: 10_000 })[Symbol.asyncIterator]();
+    expect((await nextWithin(stream)).value?.message.case).toBe("snapshot");
+
+    const staleChange = (await nextWithin(stream, 3000)).value as WatchTopologyResponse;
+    expect(staleChange.message.case).toBe("change");
+    const staleEvent = staleChange.message.case === "change" ? staleChange.message.value.events[0] : undefined;
+    expect(staleEvent?.type).toBe(TopologyEventType.UPDATED);
+    expect(staleEvent?.instance?.stale).toBe(true);
+    expect((await registry.staleInstances({}, opts)).instances.map((s) => s.instance!.instanceId)).toContain(sent.instanceId);
+    expect((await registry.resolve({ serviceName: "st-a" }, opts)).instances).toHaveLength(0);
+    expect((await registry.selectInstance({ serviceName: "st-a" }, opts)).instance).toBeUndefined();
+
+    const beat = await registry.heartbeat({ instanceId: sent.instanceId as string }, opts);
+    expect(beat.revision).toBeGreaterThan(0n);
+    const fresh = (await nextWithin(stream)).value as WatchTopologyResponse;
+    expect(fresh.message.case === "change" && fresh.message.value.revision).toBe(beat.revision);
+    expect(fresh.message.case === "change" && fresh.message.value.events[0]!.instance!.stale).toBe(false);
+    expect((await registry.resolve({ serviceName: "st-a" }, opts)).instances).toHaveLength(1);
+    await stream.return?.();
+  });
+
+  it("evicts an instance stale for longer than deregister-stale-after while the rest of the fleet heartbeats", async () => {
+    server = await startTestControlPlane({ flags: { "heartbeat-timeout": "0.2", "deregister-stale-after": "0.4", "reap-interval": "0.05" } });
+    const registry = server.grpc(RegistryService);
+    const alive = [instance({ serviceName: "st-b" }), instance({ serviceName: "st-b" }), instance({ serviceName: "st-b" })];
+    const dying = instance({ serviceName: "st-b" });
+    await registry.bulkRegister({ instances: [...alive, dying] }, opts);
+    const stream = registry.watchTopology({ serviceNames: ["st-b"] }, { timeoutMs: 10_000 })[Symbol.asyncIterator]();
+    await nextWithin(stream);
+    const beats = setInterval(() => {
+      for (const a of alive) void registry.heartbeat({ instanceId: a.instanceId as string }, opts).catch(() => undefined);
+    }, 50);
+    try {
+      let removal;
+      while (removal === undefined) {
+        const message = (await nextWithin(stream, 3000)).value as WatchTopologyResponse;
+        if (message.message.case !== "change") continue;
+        removal = message.message.value.events.find((e) => e.type === TopologyEventType.REMOVED);
+      }
+      expect(removal.instance!.instance!.instanceId).toBe(dying.instanceId);
+      expect(removal.reason).toBe(RemovalReason.EVICTED_STALE);
+      const left = await registry.resolve({ serviceName: "st-b", healthyOnly: false }, opts);
+      expect(left.instances).toHaveLength(3);
+    } finally {
+      clearInterval(beats);
+      await stream.return?.();
+    }
+  });
+
+  it("holds back evictions when most of the fleet goes stale at once (self-preservation) and releases on recovery", async () => {
+    server = await startTestControlPlane({ flags: { "heartbeat-timeout": "0.2", "deregister-stale-after": "0.4", "reap-interval": "0.05" } });
+    const registry = server.grpc(RegistryService);
+    const fleet = [1, 2, 3, 4].map(() => instance({ serviceName: "st-c" }));
+    await registry.bulkRegister({ instances: fleet }, opts);
+    await expect.poll(async () => (await registry.serviceTopology({}, opts)).selfPreservation, { timeout: 3000, interval: 50 }).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect((await registry.resolve({ serviceName: "st-c", healthyOnly: false }, opts)).instances).toHaveLength(4);
+    const metrics = await (await fetch(`${server.httpBaseUrl}/metrics`)).text();
+    expect(metrics).toMatch(/^latticeforge_registry_self_preservation 1$/m);
+
+    for (const member of fleet) await registry.heartbeat({ instanceId: member.instanceId as string }, opts);
+    await expect.poll(async () => (await registry.serviceTopology({}, opts)).selfPreservation, { timeout: 3000, interval: 20 }).toBe(false);
+  });
+});
