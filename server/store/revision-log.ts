@@ -111,6 +111,10 @@ interface StreamRow {
   compacted_through: number;
 }
 
+function missingStream(stream: string): Error {
+  return new Error(`revision stream ${stream} is missing: run revisionLogSchema(${JSON.stringify(stream)}) in a migration`);
+}
+
 function checkCount(name: string, value: number): void {
   if (!Number.isSafeInteger(value) || value < 0) {
     throw new RangeError(`${name} must be a non-negative integer, got ${value}`);
@@ -166,14 +170,11 @@ export class RevisionLog<E> {
   ) {
     checkStream(stream);
     this.table = tableName(stream);
-    const missing = new Error(
-      `revision stream ${stream} is missing: run revisionLogSchema(${JSON.stringify(stream)}) in a migration`,
-    );
     const tables = db
       .prepare<[string], number>("SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name IN ('revision_streams', ?)")
       .pluck()
       .get(this.table);
-    if (tables !== 2) throw missing;
+    if (tables !== 2) throw missingStream(stream);
     this.selectStreamStmt = db.prepare<[string], StreamRow>(
       "SELECT current, compacted_through FROM revision_streams WHERE stream = ?",
     );
@@ -316,17 +317,12 @@ export class RevisionLog<E> {
 
   /** Re-reads the counters from the database, e.g. after a failed COMMIT rolled back appends. */
   reload(): void {
-    this.verified = false;
     this.refresh();
   }
 
   private refresh(): void {
     const row = this.selectStreamStmt.get(this.stream);
-    if (row === undefined) {
-      throw new Error(
-        `revision stream ${this.stream} is missing: run revisionLogSchema(${JSON.stringify(this.stream)}) in a migration`,
-      );
-    }
+    if (row === undefined) throw missingStream(this.stream);
     this.current = row.current;
     this.compactedThrough = row.compacted_through;
     this.verified = !this.db.inTransaction;

@@ -37,8 +37,10 @@ export interface SnapshotMessage<S> {
 
 /**
  * One change with at least one event matching the watcher's filter. `change`
- * holds every event of the change (consumers filter them), and it is the same
- * object for every synced watcher, so renderings can be cached per change.
+ * holds every event of the change (consumers filter them). For synced
+ * watchers it is the object given to `notify`, shared by all, so renderings
+ * can be cached per change; a catching-up watcher gets the object its own
+ * source read returned.
  */
 export interface ChangeMessage<E> {
   readonly kind: "change";
@@ -261,7 +263,9 @@ export class WatchHub<E> {
    * Starts a watch. Registration and, for `startRevision = 0`, the snapshot
    * happen on the iteration's first `next()`. The iteration ends (returns)
    * when the signal aborts, the consumer returns, or {@link close} runs; it
-   * throws what `snapshot()`, `matches()` or the source threw.
+   * throws what `snapshot()`, `matches()` or the source threw. Consume it
+   * outside committer ops (stream handlers do), so the source only shows
+   * committed changes.
    *
    * @throws RangeError when `startRevision` is not a non-negative integer
    */
@@ -294,7 +298,7 @@ export class WatchHub<E> {
     this.watchers.add(watcher);
     if (this.watchers.size === 1) this.startTimer();
     const onAbort = (): void => this.end(watcher);
-    
+    request.signal.addEventListener("abort", onAbort, { once: true });
     try {
       for (;;) {
         if (watcher.failure !== undefined) throw watcher.failure.error;
