@@ -15,7 +15,20 @@ describe("server reflection on the gRPC port: grpcurl's list, describe and call"
   it("lists every served service, reflection itself included", async () => {
     const transport = createGrpcTransport({ baseUrl: `http://${server.grpcAddress}` });
     const { services } = await fetchReflectedRegistry(transport, { timeoutMs: 5000 });
-    expect(services).toEqual(["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"]);
+    expect(services).toEqual([
+      "grpc.health.v1.Health",
+      "grpc.reflection.v1.ServerReflection",
+      "grpc.reflection.v1alpha.ServerReflection",
+      "latticeforge.registry.v1.RegistryService",
+    ]);
+  });
+
+  it("describes our own services with their well-known-type imports resolved", async () => {
+    const transport = createGrpcTransport({ baseUrl: `http://${server.grpcAddress}` });
+    const { registry } = await fetchReflectedRegistry(transport, { timeoutMs: 5000 });
+    const described = describeSymbol(registry, "latticeforge.registry.v1.ServiceInstance");
+    expect(described).toContain(".google.protobuf.Timestamp registered_at = 8;");
+    expect(registry.getFile("google/protobuf/timestamp.proto")).toBeDefined();
   });
 
   it("describes a service and calls a method with a schema built only from reflection", async () => {
