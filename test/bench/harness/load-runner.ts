@@ -1,0 +1,101 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { nextMessage } from "./ipc.js";
+import { mergeSorted, nearestRank } from "./latency.js";
+import type { LoadJob, LoadMessage } from "./load-protocol.js";
+import { forkChild, reapChild } from "./processes.js";
+
+const loadClientModule = new URL("./load-client.js", import.meta.url);
+
+/** How long a load client may take to connect and start. */
+const startTimeoutMs = 15_000;
+/** How long a load client may take to drain and answer after `stop` (it drains for at most 5 s). */
+const resultTimeoutMs = 15_000;
+
+/** The shape of the load, the same for every target of a bench. */
+export interface LoadSettings {
+  /** Seconds of load before the measured window. */
+  readonly warmupSeconds: number;
+  /** Seconds of the measured window. */
+  readonly durationSeconds: number;
+  /** Calls in flight in total, spread over the clients. */
+  readonly concurrency: number;
+  /** Load client processes, each with its own connection. */
+  readonly clients: number;
+}
+
+/** What the load clients measured, merged. */
+export interface LoadResult {
+  /** Calls completed OK in the window, all clients. */
+  readonly ops: number;
+  /** Sum over the clients of their ops / their window. */
+  readonly opsPerSecond: number;
+  readonly p50Ms: number;
+  readonly p90Ms: number;
+  readonly p99Ms: number;
+}
+
+/** A load result with the server samples taken just before and just after the window. */
+export interface LoadRun<Sample> {
+  readonly result: LoadResult;
+  readonly before: Sample;
+  readonly after: Sample;
+}
+
+/** What {@link runLoad} needs. */
+export interface LoadRunOptions<Sample> {
+  /** `127.0.0.1:port` of the server under test. */
+  readonly address: string;
+  /** URL of the compiled scenario module. */
+  readonly scenario: string;
+  readonly settings: LoadSettings;
+  /** Samples the server (e.g. its CPU time); called right before and right after the window. */
+  readonly sample: () => Promise<Sample>;
+}
+
+/**
+ * Runs one measurement: forks the load clients, lets them warm up, samples
+ * the server, measures for the fixed duration, samples again, and merges the
+ * clients' results (latency percentiles over all calls of all clients,
+ * nearest rank). Fails if any call failed: a bench of errors measures nothing.
+ * The clients are gone when it settles.
+ */
+export async function runLoad<Sample>(options: LoadRunOptions<Sample>): Promise<LoadRun<Sample>> {
+  const { settings } = options;
+  const children = spread(settings.concurrency, settings.clients).map((concurrency, client) => {
+    const job: LoadJob = { address: options.address, scenario: options.scenario, concurrency, client };
+    return forkChild(loadClientModule, [JSON.stringify(job)]);
+  });
+  try {
+    await Promise.all(
+      children.map((child, client) => nextMessage<LoadMessage, "started">(child, "started", startTimeoutMs, `load client ${client} start`)),
+    );
+    await sleep(settings.warmupSeconds * 1000);
+    const before = await options.sample();
+    for (const child of children) child.send({ type: "measure" } satisfies LoadMessage);
+    await sleep(settings.durationSeconds * 1000);
+    const answers = children.map((child, client) =>
+      nextMessage<LoadMessage, "result">(child, "result", resultTimeoutMs, `load client ${client} result`),
+    );
+    for (const child of children) child.send({ type: "stop" } satisfies LoadMessage);
+    const after = await options.sample();
+    const results = await Promise.all(answers);
+    const failed = results.find((r) => r.errors > 0);
+    if (failed !== undefined) throw new Error(`${failed.errors} calls failed, first: ${failed.firstError ?? "?"}`);
+    const latencies = mergeSorted(results.map((r) => r.latenciesNs));
+    const result: LoadResult = {
+      ops: latencies.length,
+      opsPerSecond: results.reduce((sum, r) => sum + r.ops / r.seconds, 0),
+      p50Ms: nearestRank(latencies, 50) / 1e6,
+      p90Ms: nearestRank(latencies, 90) / 1e6,
+      p99Ms: nearestRank(latencies, 99) / 1e6,
+    };
+    return { result, before, after };
+  } finally {
+    await Promise.all(children.map((child) => reapChild(child, 2_000)));
+  }
+}
+
+/** Splits `total` calls in flight over `clients` as evenly as possible. */
+function spread(total: number, clients: number): number[] {
+  return Array.from({ length: clients }, (_, i) => Math.floor(total / clients) + (i < total % clients ? 1 : 0));
+}

@@ -1,0 +1,37 @@
+import type { DescService, Message } from "@bufbuild/protobuf";
+
+/**
+ * What a load client calls: one unary method of a service and how to build
+ * request number `sequence`. A scenario lives in its own module whose default
+ * export is the scenario, so that a load client process can load it by URL
+ * (functions do not cross IPC). Later benches add a module, not a harness.
+ *
+ * @example
+ * const scenario: LoadScenario = {
+ *   service: Registry,
+ *   method: "register",
+ *   request: (sequence, client) => create(RegisterRequestSchema, { instanceId: `c${client}-${sequence}` }),
+ * };
+ * export default scenario;
+ */
+export interface LoadScenario {
+  readonly service: DescService;
+  /** The `localName` of a unary method of {@link service}, e.g. `check`. */
+  readonly method: string;
+  /**
+   * Request `sequence` (0, 1, … per load client) of load client `client`
+   * (0-based). Runs on the client's hot path: return a prebuilt message when
+   * requests do not vary.
+   */
+  request(sequence: number, client: number): Message;
+}
+
+/** Loads the scenario exported as default by the compiled module at `url`. */
+export async function loadScenario(url: string): Promise<LoadScenario> {
+  const module = (await import(url)) as { default?: Partial<LoadScenario> };
+  const scenario = module.default;
+  if (scenario?.service === undefined || typeof scenario.method !== "string" || typeof scenario.request !== "function") {
+    throw new Error(`${url} has no default export shaped as a LoadScenario`);
+  }
+  return scenario as LoadScenario;
+}

@@ -1,0 +1,124 @@
+/**
+ * `npm run bench -- <name|all> [flags]`: runs benches against the bare
+ * grpc-js ceiling and prints a table of medians per bench. Without a name it
+ * lists the benches. Exits 0 whether or not a goal is met; 1 when something
+ * crashed, 2 for bad usage.
+ */
+import { resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { adapterBench } from "./benches/adapter.js";
+import { healthBench } from "./benches/health.js";
+import { runBench, type Bench, type BenchOptions } from "./harness/bench.js";
+import { removeHostDirs } from "./harness/hosts.js";
+import { killChildren } from "./harness/processes.js";
+import { formatSummary, type BenchSummary } from "./harness/report.js";
+
+/** Every bench, in the order `all` runs them. */
+const benches: readonly Bench[] = [healthBench, adapterBench];
+
+const usage = `Usage: npm run bench -- <bench|all> [flags]
+
+Flags:
+  --duration <s>      measured seconds per target and run (default 5)
+  --warmup <s>        seconds of load before measuring (default 1)
+  --concurrency <n>   calls in flight, spread over the clients (default 64)
+  --clients <n>       load client processes (default 1)
+  --runs <n>          rounds of ceiling, target, …; the table shows medians (default 3)
+  --durability <d>    control-plane hosts: full or normal (default full)
+  --profile <dir>     run hosts under node --cpu-prof, profiles written to <dir>
+  --json              print the results as JSON on stdout (the tables go to stderr)
+
+Benches:
+${benches.map((b) => `  ${b.name.padEnd(10)}${b.description}`).join("\n")}
+  all       every bench above, one after the other`;
+
+class UsageError extends Error {}
+
+function numberFlag(value: string | undefined, fallback: number, name: string, min: number, integer: boolean): number {
+  if (value === undefined) return fallback;
+  const parsed = Number(value);
+  if (value.trim() === "" || !Number.isFinite(parsed) || parsed < min || (integer && !Number.isInteger(parsed))) {
+    throw new UsageError(`--${name} must be ${integer ? "an integer" : "a number"} ≥ ${min}, got "${value}"`);
+  }
+  return parsed;
+}
+
+function parse(args: readonly string[]): { selected: readonly Bench[]; options: BenchOptions; json: boolean } | undefined {
+  const { values, positionals } = parseArgs({
+    args: [...args],
+    options: {
+      duration: { type: "string" },
+      warmup: { type: "string" },
+      concurrency: { type: "string" },
+      clients: { type: "string" },
+      runs: { type: "string" },
+      durability: { type: "string" },
+      profile: { type: "string" },
+      json: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+    allowPositionals: true,
+    strict: true,
+  });
+  const name = positionals[0];
+  if (name === undefined || values.help === true) return undefined;
+  if (positionals.length > 1) throw new UsageError(`one bench name expected, got ${positionals.join(" ")}`);
+  const selected = name === "all" ? benches : benches.filter((b) => b.name === name);
+  if (selected.length === 0) throw new UsageError(`no bench "${name}"; known: ${benches.map((b) => b.name).join(", ")}, all`);
+  const durability = values.durability ?? "full";
+  if (durability !== "full" && durability !== "normal") throw new UsageError(`--durability must be full or normal, got "${durability}"`);
+  const json = values.json === true;
+  const options: BenchOptions = {
+    durationSeconds: numberFlag(values.duration, 5, "duration", 0.1, false),
+    warmupSeconds: numberFlag(values.warmup, 1, "warmup", 0, false),
+    concurrency: numberFlag(values.concurrency, 64, "concurrency", 1, true),
+    clients: numberFlag(values.clients, 1, "clients", 1, true),
+    runs: numberFlag(values.runs, 3, "runs", 1, true),
+    durability,
+    hostExecArgv: values.profile === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${resolve(values.profile)}`],
+    progress: (line) => process.stderr.write(`${line}\n`),
+  };
+  if (options.clients > options.concurrency) throw new UsageError("--clients must not exceed --concurrency");
+  return { selected, options, json };
+}
+
+async function main(args: readonly string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parse(args);
+  } catch (error) {
+    process.stderr.write(`bench: ${(error as Error).message}\n\n${usage}\n`);
+    return 2;
+  }
+  if (parsed === undefined) {
+    process.stdout.write(`${usage}\n`);
+    return 0;
+  }
+  const { selected, options, json } = parsed;
+  const summaries: BenchSummary[] = [];
+  try {
+    for (const bench of selected) {
+      const summary = await runBench(bench, options);
+      summaries.push(summary);
+      (json ? process.stderr : process.stdout).write(`\n${formatSummary(summary)}\n`);
+    }
+  } catch (error) {
+    process.stderr.write(`bench: ${(error as Error).stack ?? String(error)}\n`);
+    return 1;
+  }
+  if (json) {
+    const { progress: _progress, ...settings } = options;
+    process.stdout.write(`${JSON.stringify({ settings, benches: summaries }, null, 2)}\n`);
+  }
+  return 0;
+}
+
+// Whatever ends the bench (the end, a crash, a signal) ends its children too.
+process.on("exit", () => {
+  killChildren();
+  removeHostDirs();
+});
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => process.exit(signal === "SIGINT" ? 130 : 143));
+}
+process.exit(await main(process.argv.slice(2)));
