@@ -73,12 +73,12 @@ function adapt(method: DescMethod, handler: AnyFn, shutdownSignal: AbortSignal):
     case "unary":
       return ((call: GrpcCall & { request: unknown }, callback: sendUnaryData<unknown>) => {
         const ctx = new GrpcHandlerContext(call, method, shutdownSignal);
-        respondOnce(handler(call.request, ctx), ctx, call, output, callback);
+        respondOnce(invoke(handler, call.request, ctx), ctx, call, output, callback);
       }) as UntypedHandleCall;
     case "client_streaming":
       return ((call: GrpcCall & Readable, callback: sendUnaryData<unknown>) => {
         const ctx = new GrpcHandlerContext(call, method, shutdownSignal);
-        respondOnce(handler(requestsOf(call), ctx), ctx, call, output, callback);
+        respondOnce(invoke(handler, requestsOf(call), ctx), ctx, call, output, callback);
       }) as UntypedHandleCall;
     case "server_streaming":
       return ((call: ServerWritableStream<unknown, unknown> & { request: unknown }) => {
@@ -90,6 +90,15 @@ function adapt(method: DescMethod, handler: AnyFn, shutdownSignal: AbortSignal):
         const ctx = new GrpcHandlerContext(call, method, shutdownSignal);
         void pumpResponses(handler(requestsOf(call), ctx) as AsyncIterable<unknown>, ctx, call, output);
       }) as UntypedHandleCall;
+  }
+}
+
+/** Calls a handler, turning a synchronous throw into a rejected promise. */
+function invoke(handler: AnyFn, input: unknown, ctx: HandlerContext): unknown {
+  try {
+    return handler(input, ctx);
+  } catch (thrown) {
+    return Promise.reject(thrown);
   }
 }
 
@@ -109,18 +118,18 @@ function respondOnce(
   output: DescMessage,
   callback: sendUnaryData<unknown>,
 ): void {
-  Promise.resolve(result).then(
-    (response) => {
-      ctx.complete();
-      const header = ctx.headerMetadata();
-      if (header !== undefined) call.sendMetadata(header);
-      callback(null, asMessage(output, response), ctx.trailerMetadata());
-    },
-    (thrown: unknown) => {
-      ctx.complete();
-      callback(toStatus(thrown, ctx));
-    },
-  );
+  const respond = (response: unknown): void => {
+    ctx.complete();
+    const header = ctx.headerMetadata();
+    if (header !== undefined) call.sendMetadata(header);
+    callback(null, asMessage(output, response), ctx.trailerMetadata());
+  };
+  const fail = (thrown: unknown): void => {
+    ctx.complete();
+    callback(toStatus(thrown, ctx));
+  };
+  if (result instanceof Promise) result.then(respond, fail);
+  else respond(result);
 }
 
 /**

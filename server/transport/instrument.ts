@@ -38,8 +38,8 @@ const grpcTypeByKind: Record<DescMethod["methodKind"], GrpcType> = {
  * failure (warn; error with stack for handler bugs), mapping of thrown domain
  * errors to gRPC statuses, and UNAVAILABLE for streams ended by shutdown.
  *
- * Label sets are bound when the service is wrapped, so a call costs a few
- * counter increments and one clock read at each end.
+ * Statistics objects are bound when the service is wrapped, so a call costs
+ * a few plain increments and one clock read at each end.
  */
 export function instrumentService(registration: ServiceRegistration, options: InstrumentOptions): ServiceRegistration {
   const impl: Record<string, AnyFn> = {};
@@ -56,32 +56,23 @@ export function instrumentService(registration: ServiceRegistration, options: In
   return { service: registration.service, impl: impl as unknown as ServiceRegistration["impl"] };
 }
 
-/** Per-method pre-bound metric children and the completion bookkeeping. */
+/** Per-method statistics and the completion bookkeeping (metrics and logs). */
 function methodObserver(method: DescMethod, { metrics, logger }: InstrumentOptions) {
-  const labels = {
+  const stats = metrics.rpc.method({
     grpc_type: grpcTypeByKind[method.methodKind],
     grpc_service: method.parent.typeName,
     grpc_method: method.name,
-  };
-  const started = metrics.started.labels(labels);
-  const seconds = metrics.handlingSeconds.labels(labels);
-  const handledByCode = new Map<Code | 0, { inc(): void }>();
+  });
   const path = `/${method.parent.typeName}/${method.name}`;
   return {
-    labels,
+    stats,
     start(): bigint {
-      started.inc();
+      stats.started++;
       return process.hrtime.bigint();
     },
     finish(startedAt: bigint, code: Code | 0, ctx: HandlerContext, error?: ConnectError, cause?: unknown): void {
       const elapsed = Number(process.hrtime.bigint() - startedAt) / 1e9;
-      seconds.observe(elapsed);
-      let handled = handledByCode.get(code);
-      if (handled === undefined) {
-        handled = metrics.handled.labels({ ...labels, grpc_code: code === 0 ? "OK" : Code[code] });
-        handledByCode.set(code, handled);
-      }
-      handled.inc();
+      stats.finish(code === 0 ? "OK" : Code[code], elapsed);
       if (error === undefined) {
         if (logger.isLevelEnabled("debug")) {
           logger.debug({ method: path, code: "OK", ms: elapsed * 1000, peer: ctx.values.get(peerKey) }, "rpc");
@@ -97,36 +88,50 @@ function methodObserver(method: DescMethod, { metrics, logger }: InstrumentOptio
   };
 }
 
+/**
+ * Unary and client-streaming handlers. A handler that answers synchronously
+ * is answered synchronously (no promise round-trip); one that returns a
+ * promise is observed when it settles.
+ */
 function wrapSingleResponse(method: DescMethod, handler: AnyFn, options: InstrumentOptions): AnyFn {
   const observer = methodObserver(method, options);
-  return async (input, ctx) => {
+  return (input, ctx) => {
     const startedAt = observer.start();
-    try {
-      const response = await handler(input, ctx);
-      observer.finish(startedAt, 0, ctx);
-      return response;
-    } catch (thrown) {
+    const fail = (thrown: unknown): never => {
       const { error, unexpected } = toConnectError(thrown);
       observer.finish(startedAt, error.code, ctx, error, unexpected ? thrown : undefined);
       throw error;
+    };
+    let response: unknown;
+    try {
+      response = handler(input, ctx);
+    } catch (thrown) {
+      return fail(thrown);
     }
+    if (response instanceof Promise) {
+      return response.then((value: unknown) => {
+        observer.finish(startedAt, 0, ctx);
+        return value;
+      }, fail);
+    }
+    observer.finish(startedAt, 0, ctx);
+    return response;
   };
 }
 
 function wrapStreamingResponse(method: DescMethod, handler: AnyFn, options: InstrumentOptions): AnyFn {
   const observer = methodObserver(method, options);
-  const { metrics, shutdownSignal } = options;
-  const open = metrics.openStreams.labels(observer.labels);
-  const sent = metrics.streamMessagesSent.labels(observer.labels);
+  const { shutdownSignal } = options;
+  const { stats } = observer;
   return async function* (input, ctx) {
     const startedAt = observer.start();
-    open.inc();
+    stats.openStreams++;
     let failure: { error: ConnectError; cause?: unknown } | undefined;
     let completed = false;
     try {
       for await (const message of handler(input, ctx) as AsyncIterable<unknown>) {
         yield message;
-        sent.inc();
+        stats.streamMessagesSent++;
       }
       if (shutdownSignal.aborted) throw new ConnectError(shuttingDownMessage, Code.Unavailable);
       completed = true;
@@ -137,7 +142,7 @@ function wrapStreamingResponse(method: DescMethod, handler: AnyFn, options: Inst
       failure = { error: mapped.error, cause: mapped.unexpected ? thrown : undefined };
       throw mapped.error;
     } finally {
-      open.dec();
+      stats.openStreams--;
       // Neither completed nor failed: the transport returned the generator
       // early because the client went away.
       if (failure === undefined && !completed) failure = { error: new ConnectError("cancelled by the client", Code.Canceled) };
