@@ -13,6 +13,7 @@ import {
 import type { EventEmitter } from "node:events";
 import { readFileSync } from "node:fs";
 import { grpcServiceDefinition } from "./grpc-definition.js";
+import { headersToMetadata, metadataToHeaders } from "./grpc-metadata.js";
 
 /** Where and how to reach a control plane's gRPC port. */
 export interface GrpcConnectionOptions {
@@ -172,11 +173,11 @@ async function writeRequests(call: WritableCall, requests: AsyncIterable<Message
 function observe(call: CancellableCall, options: CallOptions): void {
   if (options.onHeader !== undefined) {
     const onHeader = options.onHeader;
-    call.once("metadata", (metadata: Metadata) => onHeader(toHeaders(metadata)));
+    call.once("metadata", (metadata: Metadata) => onHeader(metadataToHeaders(metadata)));
   }
   if (options.onTrailer !== undefined) {
     const onTrailer = options.onTrailer;
-    call.once("status", (status: StatusObject) => onTrailer(toHeaders(status.metadata)));
+    call.once("status", (status: StatusObject) => onTrailer(metadataToHeaders(status.metadata)));
   }
   const signal = options.signal;
   if (signal !== undefined) {
@@ -194,28 +195,14 @@ function toGrpcOptions(options: CallOptions): GrpcCallOptions {
 }
 
 function toMetadata(options: CallOptions): Metadata {
-  const metadata = new Metadata();
-  if (options.headers !== undefined) {
-    new Headers(options.headers).forEach((value, key) => {
-      metadata.add(key, key.endsWith("-bin") ? Buffer.from(value, "base64") : value);
-    });
-  }
-  return metadata;
-}
-
-function toHeaders(metadata: Metadata): Headers {
-  const headers = new Headers();
-  for (const [key, values] of Object.entries(metadata.toJSON())) {
-    for (const value of values) headers.append(key, typeof value === "string" ? value : Buffer.from(value).toString("base64"));
-  }
-  return headers;
+  return options.headers === undefined ? new Metadata() : headersToMetadata(options.headers);
 }
 
 function toConnectError(error: unknown): ConnectError {
   if (error instanceof ConnectError) return error;
   const status = error as Partial<ServiceError>;
   if (typeof status.code === "number") {
-    return new ConnectError(status.details ?? status.message ?? "", status.code as number as Code, status.metadata ? toHeaders(status.metadata) : undefined);
+    return new ConnectError(status.details ?? status.message ?? "", status.code as number as Code, status.metadata ? metadataToHeaders(status.metadata) : undefined);
   }
   return new ConnectError(String(error), Code.Unknown);
 }

@@ -7,7 +7,7 @@ import {
 } from "../../gen/grpc/health/v1/health_pb.js";
 import { LimitExceededError, NotFoundError } from "../core/errors.js";
 import type { ServingState, ServingStatus } from "../core/serving-status.js";
-import { SignalWait } from "../watch/signal-wait.js";
+import { Wakeup } from "../watch/wakeup.js";
 import { registerService, type ServiceRegistration } from "./service-registration.js";
 
 /** The health protocol's limit on List answers. */
@@ -48,7 +48,7 @@ export function createHealthService(serving: ServingStatus): ServiceRegistration
       return { statuses };
     },
     async *watch(request, ctx) {
-      const wake = new SignalWait(ctx.signal);
+      const wake = new Wakeup(ctx.signal);
       const unsubscribe = serving.subscribe((service) => {
         if (service === request.service) wake.wake();
       });

@@ -1,7 +1,8 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextValues, type ContextValues, type HandlerContext } from "@connectrpc/connect";
-import { Metadata, type ServerUnaryCall } from "@grpc/grpc-js";
+import type { Metadata, ServerUnaryCall } from "@grpc/grpc-js";
 import type { EventEmitter } from "node:events";
+import { headersToMetadata, metadataToHeaders } from "../../client/grpc-metadata.js";
 import { peerKey } from "./call-context.js";
 
 /** A grpc-js server call of any kind, as the adapter sees it. */
@@ -126,24 +127,4 @@ export class GrpcHandlerContext implements HandlerContext {
       ? new ConnectError("deadline exceeded", Code.DeadlineExceeded)
       : new ConnectError("cancelled by the client", Code.Canceled);
   }
-}
-
-function metadataToHeaders(metadata: Metadata): Headers {
-  const headers = new Headers();
-  for (const [key, values] of Object.entries(metadata.toJSON())) {
-    for (const value of values) {
-      headers.append(key, typeof value === "string" ? value : Buffer.from(value).toString("base64"));
-    }
-  }
-  return headers;
-}
-
-function headersToMetadata(headers: Headers): Metadata | undefined {
-  let metadata: Metadata | undefined;
-  headers.forEach((value, key) => {
-    metadata ??= new Metadata();
-    if (key.endsWith("-bin")) metadata.add(key, Buffer.from(value, "base64"));
-    else metadata.add(key, value);
-  });
-  return metadata;
 }

@@ -1,5 +1,6 @@
 import { setImmediate as nextTurn } from "node:timers/promises";
 import type { RevisionedChange } from "../store/revision-log.js";
+import { Wakeup } from "./wakeup.js";
 
 /**
  * Where a {@link WatchHub} catches watchers up from: a gap-free, durable
@@ -108,8 +109,8 @@ class Watcher<E, S> {
   sentSinceTick = false;
   ended = false;
   failure: { readonly error: unknown } | undefined;
-  woken = false;
-  private resolve: (() => void) | undefined;
+  /** Wakes the watcher's consumer when there is something to deliver. */
+  readonly wakeup = new Wakeup();
 
   constructor(readonly request: WatchRequest<E, S>) {
     this.mode = request.startRevision === 0 ? "snapshot" : "unsynced";
@@ -120,23 +121,9 @@ class Watcher<E, S> {
     return this.queue.length - this.head;
   }
 
-  /** Wakes the pending `wait`, or the next one. */
+  /** Wakes the consumer, now or on its next wait. */
   wake(): void {
-    const resolve = this.resolve;
-    this.resolve = undefined;
-    if (resolve === undefined) this.woken = true;
-    else resolve();
-  }
-
-  /** One-slot waiter (like `SignalWait`): never a race against a long-lived promise. */
-  wait(): Promise<void> {
-    if (this.woken) {
-      this.woken = false;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => {
-      this.resolve = resolve;
-    });
+    this.wakeup.wake();
   }
 }
 
@@ -304,9 +291,9 @@ export class WatchHub<E> {
         if (watcher.failure !== undefined) throw watcher.failure.error;
         if (watcher.ended) return;
         // pull() looks at the whole state, so wakes from before it are spent.
-        watcher.woken = false;
+        watcher.wakeup.clear();
         const next = this.pull(watcher);
-        if (next === undefined) await watcher.wait();
+        if (next === undefined) await watcher.wakeup.wait();
         else if (next === again) await nextTurn();
         else yield next;
       }
