@@ -8,13 +8,15 @@ import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { adapterBench } from "./benches/adapter.js";
 import { healthBench } from "./benches/health.js";
+import { registryBench } from "./benches/registry.js";
 import { runBench, type Bench, type BenchOptions } from "./harness/bench.js";
+import { findEtcd } from "./harness/etcd-host.js";
 import { removeHostDirs } from "./harness/hosts.js";
 import { killChildren } from "./harness/processes.js";
 import { formatSummary, type BenchSummary } from "./harness/report.js";
 
 /** Every bench, in the order `all` runs them. */
-const benches: readonly Bench[] = [healthBench, adapterBench];
+const benches: readonly Bench[] = [healthBench, adapterBench, registryBench];
 
 const usage = `Usage: npm run bench -- <bench|all> [flags]
 
@@ -27,6 +29,20 @@ Flags:
   --durability <d>    control-plane hosts: full or normal (default full)
   --profile <dir>     run hosts under node --cpu-prof, profiles written to <dir>
   --json              print the results as JSON on stdout (the tables go to stderr)
+  --raw-responses     load clients do not decode responses: server capacity rather
+                      than end-to-end throughput on a machine the clients share
+
+Registry bench:
+  --workloads <list>  comma-separated subset of register,resolve,watch (default all)
+  --etcd <path|none>  etcd executable to compare with (default: etcd on PATH, else
+                      /usr/bin/etcd; none, or not found: etcd rows are skipped)
+  --watchers <n>      WatchTopology streams of the watch workload (default 5000; 0 skips it)
+  --etcd-watchers <n> etcd watchers, if fewer than --watchers (default: as many)
+  --watch-rate <n>    writes per second while the watchers listen (default 5)
+  --watch-seconds <s> seconds of writes (default 4, or --duration if shorter)
+  --watch-clients <n> watch client processes (default 4)
+  --streams-per-channel <n>
+                      watch streams per grpc-js channel, i.e. HTTP/2 connection (default 250)
 
 Benches:
 ${benches.map((b) => `  ${b.name.padEnd(10)}${b.description}`).join("\n")}
@@ -55,6 +71,15 @@ function parse(args: readonly string[]): { selected: readonly Bench[]; options: 
       durability: { type: "string" },
       profile: { type: "string" },
       json: { type: "boolean" },
+      "raw-responses": { type: "boolean" },
+      workloads: { type: "string" },
+      etcd: { type: "string" },
+      watchers: { type: "string" },
+      "etcd-watchers": { type: "string" },
+      "watch-rate": { type: "string" },
+      "watch-seconds": { type: "string" },
+      "watch-clients": { type: "string" },
+      "streams-per-channel": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
     allowPositionals: true,
@@ -68,17 +93,39 @@ function parse(args: readonly string[]): { selected: readonly Bench[]; options: 
   const durability = values.durability ?? "full";
   if (durability !== "full" && durability !== "normal") throw new UsageError(`--durability must be full or normal, got "${durability}"`);
   const json = values.json === true;
+  const workloads = values.workloads?.split(",").map((w) => w.trim());
+  if (workloads !== undefined) {
+    const known = new Set(selected.flatMap((b) => b.workloads ?? []));
+    const unknown = workloads.filter((w) => !known.has(w));
+    if (unknown.length > 0 || workloads.length === 0) {
+      throw new UsageError(`--workloads: unknown ${unknown.join(", ") || "(empty)"}; ${known.size > 0 ? `known: ${[...known].join(", ")}` : "the selected benches have none"}`);
+    }
+  }
+  const durationSeconds = numberFlag(values.duration, 5, "duration", 0.1, false);
+  const streams = numberFlag(values.watchers, 5000, "watchers", 0, true);
   const options: BenchOptions = {
-    durationSeconds: numberFlag(values.duration, 5, "duration", 0.1, false),
+    durationSeconds,
     warmupSeconds: numberFlag(values.warmup, 1, "warmup", 0, false),
     concurrency: numberFlag(values.concurrency, 64, "concurrency", 1, true),
     clients: numberFlag(values.clients, 1, "clients", 1, true),
     runs: numberFlag(values.runs, 3, "runs", 1, true),
+    rawResponses: values["raw-responses"] === true,
     durability,
     hostExecArgv: values.profile === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${resolve(values.profile)}`],
     progress: (line) => process.stderr.write(`${line}\n`),
+    etcd: values.etcd === "none" ? undefined : findEtcd(values.etcd),
+    watch: {
+      streams,
+      streamsPerChannel: numberFlag(values["streams-per-channel"], 250, "streams-per-channel", 1, true),
+      clients: numberFlag(values["watch-clients"], 4, "watch-clients", 1, true),
+      rate: numberFlag(values["watch-rate"], 5, "watch-rate", 0.1, false),
+      seconds: numberFlag(values["watch-seconds"], Math.min(4, durationSeconds), "watch-seconds", 0.1, false),
+    },
+    etcdWatchers: numberFlag(values["etcd-watchers"], streams, "etcd-watchers", 1, true),
+    workloads,
   };
   if (options.clients > options.concurrency) throw new UsageError("--clients must not exceed --concurrency");
+  if (options.watch.clients > Math.max(1, options.watch.streams)) throw new UsageError("--watch-clients must not exceed --watchers");
   return { selected, options, json };
 }
 

@@ -1,9 +1,10 @@
 import type { Durability } from "../../../server/store/database.js";
 import { healthCheckScenario } from "../scenarios/health-check.js";
 import type { HostSpec, HostStats } from "./host-protocol.js";
-import { startHost } from "./hosts.js";
+import { startHost, type Host } from "./hosts.js";
 import { runLoad, type LoadSettings } from "./load-runner.js";
-import { summarize, type BenchGoal, type BenchSummary, type Measurement } from "./report.js";
+import { summarize, type BenchGoal, type BenchSummary, type Check, type Measurement, type SummaryRow } from "./report.js";
+import { runWatch, type FanOutWriter, type WatchSettings } from "./watch-runner.js";
 
 /** Everything a bench run is told by the command line. */
 export interface BenchOptions extends LoadSettings {
@@ -15,15 +16,59 @@ export interface BenchOptions extends LoadSettings {
   readonly hostExecArgv: readonly string[];
   /** Receives one line per measurement, as it completes. */
   readonly progress: (line: string) => void;
+  /** The etcd executable peer targets run; undefined when there is none (they are skipped). */
+  readonly etcd: string | undefined;
+  /** Shape of watch fan-out targets. */
+  readonly watch: WatchSettings;
+  /** Watch streams of etcd targets (`--etcd-watchers`), when fewer than `watch.streams`. */
+  readonly etcdWatchers: number;
+  /** The workloads to run of a bench that has several (see `Bench.workloads`); undefined = all. */
+  readonly workloads: readonly string[] | undefined;
 }
 
-/** One server measured by a bench: which host runs it and which scenario loads it. */
-export interface BenchTarget {
+/** What every kind of target has: a label, a host, and where its row goes. */
+interface TargetBase {
   readonly label: string;
   readonly host: HostSpec;
+  /**
+   * Runs against the fresh host before anything is measured (e.g. registers
+   * the instances a read workload reads), from this process.
+   */
+  readonly prepare?: (address: string) => Promise<void>;
+  /** Rows of one section share a table in the report. */
+  readonly section?: string;
+  /** Label of another target of the bench this one is compared with, e.g. etcd's. */
+  readonly peer?: string;
+}
+
+/** One server measured under closed-loop unary load: which host runs it and which scenario loads it. */
+export interface LoadTarget extends TargetBase {
   /** URL of the compiled scenario module (see `LoadScenario`). */
   readonly scenario: string;
+  /** Calls in flight when not `--concurrency` (e.g. a latency goal taken below saturation). */
+  readonly concurrency?: number;
 }
+
+/**
+ * One server measured under watch fan-out (see `runWatch`). Its row reads:
+ * ops/s = deliveries per second, latencies = delivery latency, CPU µs/op =
+ * server CPU per delivery, RSS = with every stream open, and the extra
+ * columns `streams`, `writes`, `missed` and `KB/stream` (RSS growth per open
+ * stream, 1 KB = 1000 bytes).
+ */
+export interface WatchTarget extends TargetBase {
+  readonly watch: {
+    /** URL of the compiled watch scenario module (see `WatchScenario`). */
+    readonly scenario: string;
+    /** Connects the writer whose changes the watchers receive. */
+    readonly writer: (address: string) => Promise<FanOutWriter>;
+    /** Streams of this target when not `BenchOptions.watch.streams`. */
+    readonly streams?: number;
+  };
+}
+
+/** One server measured by a bench. */
+export type BenchTarget = LoadTarget | WatchTarget;
 
 /** A named bench: its targets, always measured next to the ceiling, and its optional goal. */
 export interface Bench {
@@ -32,6 +77,10 @@ export interface Bench {
   readonly description: string;
   targets(options: BenchOptions): readonly BenchTarget[];
   readonly goal?: BenchGoal;
+  /** Names `--workloads` may select, for a bench that has several. */
+  readonly workloads?: readonly string[];
+  /** Judges the bench's goals against the medians (rows: the ceiling first, then the targets). */
+  checks?(rows: readonly SummaryRow[], options: BenchOptions): readonly Check[];
 }
 
 /** The bare grpc-js Health/Check server every bench is compared to. */
@@ -52,37 +101,89 @@ export async function runBench(bench: Bench, options: BenchOptions): Promise<Ben
       const measurement = await measure(target, options);
       options.progress(
         `${bench.name} run ${run}/${options.runs} ${target.label}: ${measurement.opsPerSecond.toFixed(0)} ops/s, ` +
-          `${measurement.cpuMicrosPerOp.toFixed(1)} CPU µs/op (GC ${measurement.gcMicrosPerOp.toFixed(1)}), p99 ${measurement.p99Ms.toFixed(2)} ms`,
+          `${measurement.cpuMicrosPerOp.toFixed(1)} CPU µs/op (GC ${measurement.gcMicrosPerOp.toFixed(1)}), p99 ${measurement.p99Ms.toFixed(2)} ms, ` +
+          `client ${measurement.clientCpuMicrosPerOp.toFixed(1)} CPU µs/op` +
+          Object.entries(measurement.extras ?? {})
+            .map(([key, value]) => `, ${key} ${Number.isInteger(value) ? value : value.toFixed(1)}`)
+            .join(""),
       );
       measurements.push(measurement);
     }
     runs.push(measurements);
   }
-  return summarize(bench.name, runs, bench.goal);
+  const summary = summarize(bench.name, runs, bench.goal, targets);
+  return bench.checks === undefined ? summary : { ...summary, checks: bench.checks(summary.rows, options) };
 }
 
 async function measure(target: BenchTarget, options: BenchOptions): Promise<Measurement> {
   const host = await startHost(target.host, options.hostExecArgv);
   try {
-    const { result, before, after } = await runLoad({
-      address: host.address,
-      scenario: target.scenario,
-      settings: options,
-      sample: () => host.stats(),
-    });
-    return {
-      label: target.label,
-      opsPerSecond: result.opsPerSecond,
-      p50Ms: result.p50Ms,
-      p90Ms: result.p90Ms,
-      p99Ms: result.p99Ms,
-      cpuMicrosPerOp: (cpuMicros(after) - cpuMicros(before)) / result.ops,
-      rssMiB: after.rssBytes / (1024 * 1024),
-      gcMicrosPerOp: ((after.gcMs - before.gcMs) * 1000) / result.ops,
-    };
+    await target.prepare?.(host.address);
+    return "watch" in target ? await measureWatch(target, host, options) : await measureLoad(target, host, options);
   } finally {
     await host.stop();
   }
+}
+
+async function measureLoad(target: LoadTarget, host: Host, options: BenchOptions): Promise<Measurement> {
+  const { result, before, after } = await runLoad({
+    address: host.address,
+    scenario: target.scenario,
+    settings: {
+      ...options,
+      concurrency: target.concurrency ?? options.concurrency,
+      clients: Math.min(options.clients, target.concurrency ?? options.concurrency),
+    },
+    sample: () => host.stats(),
+  });
+  return {
+    label: target.label,
+    opsPerSecond: result.opsPerSecond,
+    ...window(result, before, after, result.ops),
+    rssMiB: after.rssBytes / (1024 * 1024),
+  };
+}
+
+async function measureWatch(target: WatchTarget, host: Host, options: BenchOptions): Promise<Measurement> {
+  const { result, idle, opened, after } = await runWatch({
+    address: host.address,
+    scenario: target.watch.scenario,
+    settings: { ...options.watch, streams: target.watch.streams ?? options.watch.streams },
+    writer: target.watch.writer,
+    sample: (gc) => host.stats({ gc }),
+  });
+  if (result.failedStreams > 0) options.progress(`${target.label}: ${result.failedStreams} streams failed, first: ${result.firstError ?? "?"}`);
+  return {
+    label: target.label,
+    opsPerSecond: result.deliveriesPerSecond,
+    ...window(result, opened, after, result.delivered),
+    rssMiB: opened.rssBytes / (1024 * 1024),
+    extras: {
+      streams: result.streams,
+      writes: result.writes,
+      missed: result.expected - result.delivered,
+      "max ms": result.maxMs,
+      "idle MiB": idle.rssBytes / (1024 * 1024),
+      "KB/stream": (opened.rssBytes - idle.rssBytes) / result.streams / 1000,
+    },
+  };
+}
+
+/** The latencies of a measured window and its CPU and GC time per operation, server samples taken at its start and end. */
+function window(
+  result: { readonly p50Ms: number; readonly p90Ms: number; readonly p99Ms: number; readonly clientCpuMicros: number },
+  start: HostStats,
+  end: HostStats,
+  ops: number,
+): Pick<Measurement, "p50Ms" | "p90Ms" | "p99Ms" | "cpuMicrosPerOp" | "gcMicrosPerOp" | "clientCpuMicrosPerOp"> {
+  return {
+    p50Ms: result.p50Ms,
+    p90Ms: result.p90Ms,
+    p99Ms: result.p99Ms,
+    cpuMicrosPerOp: (cpuMicros(end) - cpuMicros(start)) / ops,
+    gcMicrosPerOp: ((end.gcMs - start.gcMs) * 1000) / ops,
+    clientCpuMicrosPerOp: result.clientCpuMicros / ops,
+  };
 }
 
 function cpuMicros(stats: HostStats): number {

@@ -1,12 +1,13 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { HostMessage, HostSpec, HostStats } from "./host-protocol.js";
+import { startEtcdHost } from "./etcd-host.js";
+import type { HostMessage, HostSpec, HostStats, NodeHostSpec } from "./host-protocol.js";
 import { nextMessage } from "./ipc.js";
 import { forkChild, reapChild } from "./processes.js";
 
-/** The compiled module of each host kind. */
-const hostModules: Record<HostSpec["kind"], URL> = {
+/** The compiled module of each Node host kind. */
+const hostModules: Record<NodeHostSpec["kind"], URL> = {
   ceiling: new URL("./host-processes/ceiling-host.js", import.meta.url),
   adapter: new URL("./host-processes/adapter-host.js", import.meta.url),
   "control-plane": new URL("./host-processes/control-plane-host.js", import.meta.url),
@@ -20,8 +21,10 @@ const hostModules: Record<HostSpec["kind"], URL> = {
  * startup heap only after 10–20 s, so without this the ceiling and a target
  * would be measured in different states. A large initial old space keeps
  * mark-compacts out of the measured window of every host alike.
+ * `--expose-gc` lets a stats request collect first (see `StatsRequest.gc`);
+ * it costs nothing until then.
  */
-const hostV8Flags = ["--initial-old-space-size=512"];
+const hostV8Flags = ["--initial-old-space-size=512", "--expose-gc"];
 
 /** Temp directories of hosts that have not been stopped yet. */
 const liveDirs = new Set<string>();
@@ -34,35 +37,58 @@ const stopTimeoutMs = 10_000;
 export interface Host {
   /** `127.0.0.1:port` of its gRPC port. */
   readonly address: string;
-  /** The host process's CPU time, RSS and GC pause time now. */
-  stats(): Promise<HostStats>;
+  /**
+   * The host process's CPU time, RSS and GC pause time now; with `gc`, after
+   * a full collection (Node hosts only; etcd ignores it).
+   */
+  stats(options?: { readonly gc?: boolean }): Promise<HostStats>;
   /** Asks for a graceful stop, kills the process if it takes too long, removes its temp directory. */
   stop(): Promise<void>;
 }
 
 /**
- * Forks the host process of `spec` and resolves once it serves. Each host
- * gets a fresh temp directory, removed when it stops.
+ * Starts the server of `spec` — a forked Node host process, or etcd — and
+ * resolves once it serves. Each host gets a fresh temp directory, removed
+ * when it stops.
  *
- * @param execArgv Node flags of the host process besides the common V8 heap flags, e.g. `--cpu-prof`
+ * @param execArgv Node flags of a Node host process besides the common V8 heap flags, e.g. `--cpu-prof`
  */
 export async function startHost(spec: HostSpec, execArgv: readonly string[]): Promise<Host> {
   const dir = mkdtempSync(join(tmpdir(), `latticeforge-bench-${spec.kind}-`));
   liveDirs.add(dir);
+  const removeDir = (): void => {
+    rmSync(dir, { recursive: true, force: true });
+    liveDirs.delete(dir);
+  };
+  try {
+    const host = spec.kind === "etcd" ? await startEtcdHost(spec.binary, dir) : await forkHost(spec, dir, execArgv);
+    return {
+      ...host,
+      stop: async () => {
+        await host.stop();
+        removeDir();
+      },
+    };
+  } catch (error) {
+    removeDir();
+    throw error;
+  }
+}
+
+/** Forks the Node host process of `spec`; it is gone again if this rejects. */
+async function forkHost(spec: NodeHostSpec, dir: string, execArgv: readonly string[]): Promise<Host> {
   const child = forkChild(hostModules[spec.kind], [JSON.stringify({ ...spec, dir })], [...hostV8Flags, ...execArgv]);
   const stop = async (): Promise<void> => {
     if (child.connected) child.send({ type: "stop" } satisfies HostMessage);
     await reapChild(child, stopTimeoutMs);
-    rmSync(dir, { recursive: true, force: true });
-    liveDirs.delete(dir);
   };
   try {
     const ready = await nextMessage<HostMessage, "ready">(child, "ready", startTimeoutMs, `${spec.kind} host start`);
     return {
       address: `127.0.0.1:${ready.grpcPort}`,
-      stats: () => {
+      stats: (options) => {
         const answer = nextMessage<HostMessage, "host-stats">(child, "host-stats", statsTimeoutMs, `${spec.kind} host stats`);
-        child.send({ type: "stats" } satisfies HostMessage);
+        child.send({ type: "stats", ...(options?.gc === true ? { gc: true } : {}) } satisfies HostMessage);
         return answer;
       },
       stop,

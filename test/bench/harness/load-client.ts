@@ -2,7 +2,8 @@
  * The load generator process (forked by the load runner, never imported):
  * a grpc-js client on one HTTP/2 connection keeping `concurrency` unary calls
  * of a scenario in flight — each completion immediately issues the next call
- * (closed loop) — with per-call latency taken by `process.hrtime.bigint()`.
+ * (closed loop) — with per-call latency taken by `process.hrtime.bigint()`,
+ * which includes decoding the response and the scenario's `consume`.
  *
  * Protocol: the job arrives as JSON in argv[2]; the client connects, starts
  * the load and sends `started`; `measure` starts the window, `stop` ends it,
@@ -26,10 +27,12 @@ const parentTimeoutMs = 3_600_000;
 runChild(async () => {
   const job = JSON.parse(process.argv[2] ?? "") as LoadJob;
   const scenario = await loadScenario(job.scenario);
-  const method = grpcServiceDefinition(scenario.service)[scenario.method] as MethodDefinition<Message, unknown> | undefined;
+  const method = grpcServiceDefinition(scenario.service)[scenario.method] as MethodDefinition<Message, Message> | undefined;
   if (method === undefined || method.requestStream || method.responseStream) {
     throw new Error(`${scenario.service.typeName}.${scenario.method} is not a unary method`);
   }
+  const deserialize: (bytes: Buffer) => unknown = job.rawResponses ? (bytes) => bytes : method.responseDeserialize;
+  const consume = job.rawResponses ? undefined : scenario.consume?.bind(scenario);
   const client = new Client(job.address, credentials.createInsecure(), {});
   await new Promise<void>((resolve, reject) => {
     client.waitForReady(Date.now() + connectTimeoutMs, (error) => (error === undefined ? resolve() : reject(error)));
@@ -47,12 +50,13 @@ runChild(async () => {
   const issue = (): void => {
     inFlight++;
     const startedAt = process.hrtime.bigint();
-    client.makeUnaryRequest(
+    client.makeUnaryRequest<Message, unknown>(
       method.path,
       method.requestSerialize,
-      method.responseDeserialize,
+      deserialize,
       scenario.request(sequence++, job.client),
-      (error: ServiceError | null) => {
+      (error: ServiceError | null, response?: unknown) => {
+        if (error === null && consume !== undefined) consume(response as Message);
         const elapsed = process.hrtime.bigint() - startedAt;
         inFlight--;
         if (error !== null) {
@@ -68,9 +72,11 @@ runChild(async () => {
   };
   // Listen before announcing the start: the parent may answer at once.
   let windowStart = 0n;
+  let windowCpu: NodeJS.CpuUsage | undefined;
   const measured = nextMessage<LoadMessage, "measure">(process, "measure", parentTimeoutMs, "waiting for measure").then(() => {
     measuring = true;
     windowStart = process.hrtime.bigint();
+    windowCpu = process.cpuUsage();
   });
   const stopped = nextMessage<LoadMessage, "stop">(process, "stop", parentTimeoutMs, "waiting for stop");
   for (let i = 0; i < job.concurrency; i++) issue();
@@ -78,6 +84,7 @@ runChild(async () => {
   await measured;
   await stopped;
   const seconds = Number(process.hrtime.bigint() - windowStart) / 1e9;
+  const cpu = process.cpuUsage(windowCpu);
   measuring = false;
   stopping = true;
   if (inFlight > 0) {
@@ -93,6 +100,7 @@ runChild(async () => {
     errors,
     ...(firstError !== undefined ? { firstError } : {}),
     seconds,
+    cpuMicros: cpu.user + cpu.system,
     latenciesNs: recorder.snapshot(),
   };
   await sendToParent(result);

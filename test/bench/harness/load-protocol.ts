@@ -12,6 +12,8 @@ export interface LoadJob {
   readonly concurrency: number;
   /** This client's index among the clients of one run (0-based). */
   readonly client: number;
+  /** Keep responses as bytes: no decoding, no `consume` (see `LoadSettings.rawResponses`). */
+  readonly rawResponses: boolean;
 }
 
 /** Parent → client: start counting (the warm-up is over). */
@@ -40,6 +42,8 @@ export interface LoadClientResult {
   readonly firstError?: string;
   /** Length of the window on this client's clock. */
   readonly seconds: number;
+  /** This client process's CPU time (user + system) in the window, in microseconds. */
+  readonly cpuMicros: number;
   /** Latency of every call counted in {@link ops}, in nanoseconds, unsorted. */
   readonly latenciesNs: Float64Array;
 }

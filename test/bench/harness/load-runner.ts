@@ -21,6 +21,13 @@ export interface LoadSettings {
   readonly concurrency: number;
   /** Load client processes, each with its own connection. */
   readonly clients: number;
+  /**
+   * Load clients keep responses as bytes instead of decoding them (and skip
+   * the scenario's `consume`): on a machine where clients and server share
+   * the cores, this shows what the server can do rather than what decoding
+   * a large response costs the client.
+   */
+  readonly rawResponses: boolean;
 }
 
 /** What the load clients measured, merged. */
@@ -29,6 +36,8 @@ export interface LoadResult {
   readonly ops: number;
   /** Sum over the clients of their ops / their window. */
   readonly opsPerSecond: number;
+  /** CPU time of every load client in its window, in microseconds. */
+  readonly clientCpuMicros: number;
   readonly p50Ms: number;
   readonly p90Ms: number;
   readonly p99Ms: number;
@@ -62,7 +71,7 @@ export interface LoadRunOptions<Sample> {
 export async function runLoad<Sample>(options: LoadRunOptions<Sample>): Promise<LoadRun<Sample>> {
   const { settings } = options;
   const children = spread(settings.concurrency, settings.clients).map((concurrency, client) => {
-    const job: LoadJob = { address: options.address, scenario: options.scenario, concurrency, client };
+    const job: LoadJob = { address: options.address, scenario: options.scenario, concurrency, client, rawResponses: settings.rawResponses };
     return forkChild(loadClientModule, [JSON.stringify(job)]);
   });
   try {
@@ -85,6 +94,7 @@ export async function runLoad<Sample>(options: LoadRunOptions<Sample>): Promise<
     const result: LoadResult = {
       ops: latencies.length,
       opsPerSecond: results.reduce((sum, r) => sum + r.ops / r.seconds, 0),
+      clientCpuMicros: results.reduce((sum, r) => sum + r.cpuMicros, 0),
       p50Ms: nearestRank(latencies, 50) / 1e6,
       p90Ms: nearestRank(latencies, 90) / 1e6,
       p99Ms: nearestRank(latencies, 99) / 1e6,
@@ -95,7 +105,7 @@ export async function runLoad<Sample>(options: LoadRunOptions<Sample>): Promise<
   }
 }
 
-/** Splits `total` calls in flight over `clients` as evenly as possible. */
-function spread(total: number, clients: number): number[] {
+/** Splits `total` (calls in flight, streams) over `clients` as evenly as possible. */
+export function spread(total: number, clients: number): number[] {
   return Array.from({ length: clients }, (_, i) => Math.floor(total / clients) + (i < total % clients ? 1 : 0));
 }

@@ -1,4 +1,4 @@
-import { fork, type ChildProcess } from "node:child_process";
+import { fork, spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 /** Every child forked by {@link forkChild} that has not exited yet. */
@@ -21,6 +21,21 @@ export function forkChild(module: URL, args: readonly string[], execArgv: readon
     serialization: "advanced",
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
+  live.add(child);
+  child.once("exit", () => live.delete(child));
+  return child;
+}
+
+/**
+ * Starts an executable that is not a bench module (etcd), tracked like a
+ * forked child so that {@link killChildren} ends it too. Its stdin and stdout
+ * are ignored; its stderr is piped for the caller to read.
+ *
+ * @param command path of the executable
+ * @param args its arguments
+ */
+export function spawnChild(command: string, args: readonly string[]): ChildProcess {
+  const child = spawn(command, [...args], { stdio: ["ignore", "ignore", "pipe"] });
   live.add(child);
   child.once("exit", () => live.delete(child));
   return child;

@@ -24,6 +24,12 @@ export interface LoadScenario {
    * requests do not vary.
    */
   request(sequence: number, client: number): Message;
+  /**
+   * Runs on each decoded response inside the latency window, for work any
+   * real client of the protocol must do before it can use an answer (e.g.
+   * parse etcd's JSON values). Skipped with `--raw-responses`.
+   */
+  consume?(response: Message): void;
 }
 
 /** Loads the scenario exported as default by the compiled module at `url`. */

@@ -1,7 +1,8 @@
 /**
  * The control-plane host (forked, never imported): the real server from
  * `startControlPlane`, both ports on 127.0.0.1:0, its database in the temp
- * directory the parent made, the configured durability, logging silenced.
+ * directory the parent made, the configured durability and (when given)
+ * per-service instance limit, logging silenced.
  */
 import { join } from "node:path";
 import { startControlPlane } from "../../../../server/app.js";
@@ -21,6 +22,7 @@ runHost(async (launch) => {
       durability: launch.durability,
       "log-level": "silent",
       "shutdown-timeout": "2",
+      ...(launch.maxInstancesPerService !== undefined ? { "max-instances-per-service": String(launch.maxInstancesPerService) } : {}),
     },
     {},
   );

@@ -12,6 +12,8 @@ export interface HostedServer {
 
 /** The parent bounds every host's life; this only ends a host the parent forgot. */
 const parentTimeoutMs = 3_600_000;
+/** Long enough for `gc` performance entries to reach the observer after a forced collection. */
+const gcReportDelayMs = 20;
 
 /**
  * The main of a host process: starts the server with the launch options from
@@ -28,9 +30,16 @@ export function runHost(start: (launch: HostLaunch) => Promise<HostedServer>): v
       for (const entry of list.getEntries()) gcMs += entry.duration;
     }).observe({ entryTypes: ["gc"] });
     const server = await start(launch);
+    const reply = (): void => {
+      void sendToParent({ type: "host-stats", cpu: process.cpuUsage(), rssBytes: process.memoryUsage.rss(), gcMs } satisfies HostMessage);
+    };
     const onStats = (message: HostMessage): void => {
       if (message.type !== "stats") return;
-      void sendToParent({ type: "host-stats", cpu: process.cpuUsage(), rssBytes: process.memoryUsage.rss(), gcMs } satisfies HostMessage);
+      if (message.gc !== true) return reply();
+      runFullGc();
+      // The observer hears of the collection a few immediates later; answer
+      // once it has, so its pause counts before the sample, not after it.
+      setTimeout(reply, gcReportDelayMs);
     };
     process.on("message", onStats);
     const stopped = nextMessage<HostMessage, "stop">(process, "stop", parentTimeoutMs, "waiting for stop");
@@ -40,4 +49,11 @@ export function runHost(start: (launch: HostLaunch) => Promise<HostedServer>): v
     await server.stop();
     process.exit(0);
   });
+}
+
+/** A full, synchronous collection; hosts run with `--expose-gc` (see `hostV8Flags`). */
+function runFullGc(): void {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc === undefined) throw new Error("stats with gc asked of a host started without --expose-gc");
+  gc();
 }
