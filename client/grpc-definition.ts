@@ -2,24 +2,34 @@ import { fromBinary, toBinary, type DescMessage, type DescService, type MessageS
 import type { MethodDefinition, ServiceDefinition } from "@grpc/grpc-js";
 
 /**
- * Encoded bytes of messages that are sent to many streams (a watch event
- * broadcast to thousands of watchers): encoded once, on first send, and
- * reused for every other stream while the message object is alive.
+ * Encoded bytes of messages that are sent many times: a watch event
+ * broadcast to thousands of watchers, or a cached unary answer. Encoded once,
+ * on first send, and reused while the message object is alive. `null` marks
+ * a unary response that opted in (see {@link shareEncoding}) but was not
+ * encoded yet.
  */
-const encodedOnce = new WeakMap<object, Buffer>();
+const encodedOnce = new WeakMap<object, Buffer | null>();
+
+/**
+ * Marks a unary response message that will be answered many times (a cached
+ * Resolve answer), so the gRPC port encodes it once. The message must not be
+ * mutated afterwards. Streamed responses are always encoded once per object.
+ */
+export function shareEncoding<T extends object>(message: T): T {
+  if (!encodedOnce.has(message)) encodedOnce.set(message, null);
+  return message;
+}
 
 /**
  * Serializes `message`, reusing the bytes if this very object was serialized
- * before with {@link encodeShared}. Call sites that broadcast one message
- * object to many streams get one encode per message instead of one per
- * stream; messages must not be mutated after their first send.
+ * before. `always` caches every object (streams); otherwise only objects
+ * marked by {@link shareEncoding} are cached.
  */
-function encodeShared<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): Buffer {
-  let bytes = encodedOnce.get(message);
-  if (bytes === undefined) {
-    bytes = asBuffer(toBinary(schema, message));
-    encodedOnce.set(message, bytes);
-  }
+function encodeShared<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>, always: boolean): Buffer {
+  const cached = encodedOnce.get(message);
+  if (cached) return cached;
+  const bytes = asBuffer(toBinary(schema, message));
+  if (always || cached === null) encodedOnce.set(message, bytes);
   return bytes;
 }
 
@@ -34,8 +44,8 @@ function asBuffer(bytes: Uint8Array): Buffer {
  * `makeGenericClientConstructor`. Keys are the methods' `localName`s, the
  * same keys as connect-es `ServiceImpl` and `Client` objects.
  *
- * Server-streamed responses go through a once-per-object encoding cache, see
- * {@link encodeShared}.
+ * Server-streamed responses, and unary ones marked with
+ * {@link shareEncoding}, are encoded once per message object.
  */
 export function grpcServiceDefinition(service: DescService): ServiceDefinition {
   const definition: Record<string, MethodDefinition<unknown, unknown>> = {};
@@ -49,9 +59,7 @@ export function grpcServiceDefinition(service: DescService): ServiceDefinition {
       responseStream: streamsResponses,
       requestSerialize: (message) => asBuffer(toBinary(input, message as MessageShape<typeof input>)),
       requestDeserialize: (bytes: Buffer) => fromBinary(input, bytes),
-      responseSerialize: streamsResponses
-        ? (message) => encodeShared(output, message as MessageShape<typeof output>)
-        : (message) => asBuffer(toBinary(output, message as MessageShape<typeof output>)),
+      responseSerialize: (message) => encodeShared(output, message as MessageShape<typeof output>, streamsResponses),
       responseDeserialize: (bytes: Buffer) => fromBinary(output, bytes),
     };
   }

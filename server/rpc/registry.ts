@@ -2,12 +2,15 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
   RegistryService,
+  ResolveResponseSchema,
   SelectionStrategy,
   WatchTopologyResponseSchema,
+  type ResolveResponse,
   type WatchTopologyResponse,
 } from "../../gen/latticeforge/registry/v1/registry_pb.js";
 import { InvalidFieldError } from "../core/errors.js";
-import type { InstanceInput, TopologyEvent } from "../core/registry/model.js";
+import type { InstanceInput, InstanceRecord, TopologyEvent } from "../core/registry/model.js";
+import type { ResolveQuery } from "../core/registry/registry-state.js";
 import type { SelectionStrategy as Strategy } from "../core/registry/selection.js";
 import {
   validateHealthInput,
@@ -19,6 +22,7 @@ import {
 import type { RegistryStore } from "../store/registry-store.js";
 import type { RevisionedChange } from "../store/revision-log.js";
 import type { WatchHub } from "../watch/watch-hub.js";
+import { shareEncoding } from "../../client/grpc-definition.js";
 import { healthInput, instanceInput, renderEvent, renderInstance } from "./registry-mapping.js";
 import { registerService, type ServiceRegistration } from "./service-registration.js";
 
@@ -44,6 +48,7 @@ const strategies: Record<SelectionStrategy, Strategy> = {
 export function createRegistryService(store: RegistryStore, hub: WatchHub<TopologyEvent>): ServiceRegistration {
   const { state } = store;
   const renderChange = createChangeRenderer();
+  const resolveAnswers = new ResolveAnswerCache();
   return registerService(RegistryService, {
     async register(request) {
       const input = instanceInput(request.instance, "instance");
@@ -117,13 +122,13 @@ export function createRegistryService(store: RegistryStore, hub: WatchHub<Topolo
       if (request.minWeight < 0 || request.minWeight > 100) {
         throw new InvalidFieldError("min_weight", `must be 0..100, got ${request.minWeight}`);
       }
-      const records = state.resolve({
+      const query = {
         serviceName: request.serviceName,
         ...(request.region !== undefined ? { region: request.region } : {}),
         healthyOnly: request.healthyOnly ?? true,
         minWeight: request.minWeight,
-      });
-      return { instances: records.map(renderInstance), revision: BigInt(store.log.currentRevision) };
+      };
+      return resolveAnswers.answer(query, state.resolve(query), store.log.currentRevision);
     },
 
     selectInstance(request) {
@@ -237,4 +242,35 @@ function createChangeRenderer() {
     }
     return message;
   };
+}
+
+/** Most distinct Resolve queries whose answers are kept. */
+const maxCachedResolveQueries = 10_000;
+
+/**
+ * The last answer per Resolve query, reused while the query matches the
+ * very same record objects at the same revision. Records are immutable and
+ * replaced on every change (heartbeats included), so identity equality means
+ * nothing changed; the answer is then also encoded once on the gRPC port.
+ */
+class ResolveAnswerCache {
+  private readonly answers = new Map<string, { records: InstanceRecord[]; revision: number; response: ResolveResponse }>();
+
+  answer(query: ResolveQuery, records: InstanceRecord[], revision: number): ResolveResponse {
+    const key = `${query.serviceName}\n${query.region ?? ""}\n${query.healthyOnly}\n${query.minWeight}`;
+    const cached = this.answers.get(key);
+    if (cached !== undefined && cached.revision === revision && sameRecords(cached.records, records)) return cached.response;
+    const response = shareEncoding(
+      create(ResolveResponseSchema, { instances: records.map(renderInstance), revision: BigInt(revision) }),
+    );
+    if (this.answers.size >= maxCachedResolveQueries) this.answers.clear();
+    this.answers.set(key, { records, revision, response });
+    return response;
+  }
+}
+
+function sameRecords(a: readonly InstanceRecord[], b: readonly InstanceRecord[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

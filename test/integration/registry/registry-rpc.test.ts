@@ -102,6 +102,8 @@ describe.each(["grpc", "connect"] as const)("RegistryService over %s", (transpor
   it("heartbeats a known instance and refuses an unknown one", async () => {
     const sent = instance({ serviceName: "reg-hb" });
     await registry.register({ instance: sent }, opts);
+    const before = await registry.resolve({ serviceName: "reg-hb" }, opts);
+    expect(before.instances[0]!.activeConnections).toBe(0);
     const res = await registry.heartbeat({ instanceId: sent.instanceId as string, activeConnections: 7 }, opts);
     expect(res.lastHeartbeat).toBeDefined();
     expect(res.revision).toBe(0n);
