@@ -1,5 +1,6 @@
 import type { Migration } from "./database.js";
 import { registrySchema } from "./registry-store.js";
+import { tracingSchema } from "./tracing-store.js";
 
 /**
  * The project's schema history, applied in order and recorded in
@@ -11,5 +12,10 @@ export const migrations: readonly Migration[] = [
     version: 1,
     description: "registry instances and the topology revision log",
     up: (db) => db.exec(registrySchema),
+  },
+  {
+    version: 2,
+    description: "trace collector spans and per-trace rows",
+    up: (db) => db.exec(tracingSchema),
   },
 ];

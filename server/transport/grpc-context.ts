@@ -27,8 +27,9 @@ export class GrpcHandlerContext implements HandlerContext {
   private responseHeaders: Headers | undefined;
   private responseTrailers: Headers | undefined;
   private contextValues: ContextValues | undefined;
-  private readonly onCallCancelled = (): void => this.abortWith(this.cancellationError());
-  private readonly onShutdown = (): void => this.abortWith(new ConnectError("server shutting down", Code.Unavailable));
+  // Listeners exist only once the signal was asked for.
+  private onCallCancelled: (() => void) | undefined;
+  private onShutdown: (() => void) | undefined;
 
   constructor(
     private readonly call: GrpcCall,
@@ -51,6 +52,8 @@ export class GrpcHandlerContext implements HandlerContext {
   get signal(): AbortSignal {
     if (this.controller === undefined) {
       this.controller = new AbortController();
+      this.onCallCancelled = () => this.abortWith(this.cancellationError());
+      this.onShutdown = () => this.abortWith(new ConnectError("server shutting down", Code.Unavailable));
       if (this.call.cancelled) {
         this.controller.abort(this.cancellationError());
       } else if (this.shutdownSignal.aborted) {
@@ -117,8 +120,8 @@ export class GrpcHandlerContext implements HandlerContext {
 
   private release(): void {
     if (this.deadlineTimer !== undefined) clearTimeout(this.deadlineTimer);
-    this.call.off("cancelled", this.onCallCancelled);
-    this.shutdownSignal.removeEventListener("abort", this.onShutdown);
+    if (this.onCallCancelled !== undefined) this.call.off("cancelled", this.onCallCancelled);
+    if (this.onShutdown !== undefined) this.shutdownSignal.removeEventListener("abort", this.onShutdown);
   }
 
   private cancellationError(): ConnectError {

@@ -121,18 +121,22 @@ function respondOnce(
   output: DescMessage,
   callback: sendUnaryData<unknown>,
 ): void {
-  const respond = (response: unknown): void => {
-    ctx.complete();
-    const header = ctx.headerMetadata();
-    if (header !== undefined) call.sendMetadata(header);
-    callback(null, asMessage(output, response), ctx.trailerMetadata());
-  };
-  const fail = (thrown: unknown): void => {
-    ctx.complete();
-    callback(toStatus(thrown, ctx));
-  };
-  if (result instanceof Promise) result.then(respond, fail);
-  else respond(result);
+  if (result instanceof Promise) {
+    result.then(
+      (response: unknown) => respond(response, ctx, call, output, callback),
+      (thrown: unknown) => {
+        ctx.complete();
+        callback(toStatus(thrown, ctx));
+      },
+    );
+  } else respond(result, ctx, call, output, callback);
+}
+
+function respond(response: unknown, ctx: GrpcHandlerContext, call: GrpcCall, output: DescMessage, callback: sendUnaryData<unknown>): void {
+  ctx.complete();
+  const header = ctx.headerMetadata();
+  if (header !== undefined) call.sendMetadata(header);
+  callback(null, asMessage(output, response), ctx.trailerMetadata());
 }
 
 /**

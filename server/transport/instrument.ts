@@ -95,24 +95,27 @@ function methodObserver(method: DescMethod, { metrics, logger }: InstrumentOptio
  */
 function wrapSingleResponse(method: DescMethod, handler: AnyFn, options: InstrumentOptions): AnyFn {
   const observer = methodObserver(method, options);
+  const fail = (startedAt: bigint, ctx: HandlerContext, thrown: unknown): never => {
+    const { error, unexpected } = toConnectError(thrown);
+    observer.finish(startedAt, error.code, ctx, error, unexpected ? thrown : undefined);
+    throw error;
+  };
   return (input, ctx) => {
     const startedAt = observer.start();
-    const fail = (thrown: unknown): never => {
-      const { error, unexpected } = toConnectError(thrown);
-      observer.finish(startedAt, error.code, ctx, error, unexpected ? thrown : undefined);
-      throw error;
-    };
     let response: unknown;
     try {
       response = handler(input, ctx);
     } catch (thrown) {
-      return fail(thrown);
+      return fail(startedAt, ctx, thrown);
     }
     if (response instanceof Promise) {
-      return response.then((value: unknown) => {
-        observer.finish(startedAt, 0, ctx);
-        return value;
-      }, fail);
+      return response.then(
+        (value: unknown) => {
+          observer.finish(startedAt, 0, ctx);
+          return value;
+        },
+        (thrown: unknown) => fail(startedAt, ctx, thrown),
+      );
     }
     observer.finish(startedAt, 0, ctx);
     return response;

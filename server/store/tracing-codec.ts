@@ -1,0 +1,83 @@
+/**
+ * Row encoding of spans for the tracing store: kinds and statuses as small
+ * integers, tags and logs as one compact JSON text (NULL when both are
+ * empty, the common case, so most rows carry no JSON at all).
+ */
+import { spanKinds, spanStatuses, type Span, type SpanKind, type SpanLog, type SpanStatus } from "../core/tracing/model.js";
+
+/** A `spans` row as read with safe integers (every INTEGER column is a bigint). */
+export interface SpanRow {
+  span_id: string;
+  parent_span_id: string | null;
+  service: string;
+  operation: string;
+  kind: bigint;
+  status: bigint;
+  start_ns: bigint;
+  end_ns: bigint;
+  attrs: string | null;
+}
+
+/** The `attrs` column's JSON: tags, and logs as `[timeNs as decimal text, fields]` pairs. */
+interface EncodedAttrs {
+  t?: Readonly<Record<string, string>>;
+  l?: [string, Readonly<Record<string, string>>][];
+}
+
+/** Code of a kind: its index in {@link spanKinds}. */
+export function kindCode(kind: SpanKind): number {
+  return spanKinds.indexOf(kind);
+}
+
+/** Code of a status: its index in {@link spanStatuses}. */
+export function statusCode(status: SpanStatus): number {
+  return spanStatuses.indexOf(status);
+}
+
+/** The `attrs` column of a span: NULL when it has neither tags nor logs. */
+export function encodeAttrs(span: Span): string | null {
+  let hasTags = false;
+  for (const _ in span.tags) {
+    hasTags = true;
+    break;
+  }
+  if (!hasTags && span.logs.length === 0) return null;
+  const attrs: EncodedAttrs = {};
+  if (hasTags) attrs.t = span.tags;
+  if (span.logs.length > 0) attrs.l = span.logs.map((log) => [log.timeNs.toString(), log.fields]);
+  return JSON.stringify(attrs);
+}
+
+/**
+ * The span a row of trace `traceId` holds (rows carry the trace's integer
+ * key, not its id).
+ *
+ * @throws Error when a kind or status code is unknown (a corrupt row)
+ */
+export function spanFromRow(traceId: string, row: SpanRow): Span {
+  const kind = spanKinds[Number(row.kind)];
+  const status = spanStatuses[Number(row.status)];
+  if (kind === undefined || status === undefined) {
+    throw new Error(`span ${traceId}/${row.span_id} has an unknown kind ${row.kind} or status ${row.status}`);
+  }
+  let tags: Readonly<Record<string, string>> = {};
+  let logs: SpanLog[] = [];
+  if (row.attrs !== null) {
+    const attrs = JSON.parse(row.attrs) as EncodedAttrs;
+    tags = attrs.t ?? {};
+    logs = (attrs.l ?? []).map(([timeNs, fields]) => ({ timeNs: BigInt(timeNs), fields }));
+  }
+  return {
+    spanId: row.span_id,
+    traceId,
+    ...(row.parent_span_id !== null ? { parentSpanId: row.parent_span_id } : {}),
+    serviceName: row.service,
+    operationName: row.operation,
+    kind,
+    status,
+    startTimeNs: row.start_ns,
+    endTimeNs: row.end_ns,
+    tags,
+    logs,
+  };
+}

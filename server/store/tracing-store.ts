@@ -1,0 +1,551 @@
+import type { IngestCounts, IngestDecision, IngestLookup, TraceIngestState } from "../core/tracing/ingest-rules.js";
+import { planIngestBatch } from "../core/tracing/ingest-rules.js";
+import { durationNs, isErrorStatus, msToNs, nsToMs, type CollectorLimits, type Span } from "../core/tracing/model.js";
+import { byStartThenId, compareBigint, compareText } from "../core/tracing/ordering.js";
+import type { SqliteDatabase } from "./database.js";
+import type { GroupCommitter } from "./group-commit.js";
+import { encodeAttrs, kindCode, spanFromRow, statusCode, type SpanRow } from "./tracing-codec.js";
+
+/**
+ * SQL of the tracing tables, for migration 2.
+ *
+ * Chosen for write volume: SQLite's cost per span is the B-tree pages an
+ * insert dirties, and random 128-bit trace ids scatter them. So:
+ *
+ * - `traces` maps each trace_id to an integer `trace_key` handed out in
+ *   first-seen order (the rowid) and holds everything kept per trace in one
+ *   small row: ingest state (first_seen_ms, span_count), the summary the
+ *   anomaly listing reads (min/max times, duration, error count) and the
+ *   root's identity. Its `UNIQUE (trace_id)` index is the only one keyed by
+ *   the random id, and it gets one entry per trace, not per span.
+ * - `spans` is a rowid table (appends go to the right edge) keyed for trace
+ *   lookup by `spans_by_trace (trace_key, span_id)`: since trace keys grow
+ *   with first-seen time and spans arrive for recent traces, inserts land near
+ *   the index's right edge instead of all over it. The same index answers
+ *   duplicate checks, `getSpan`, and every per-trace read as one range, so an
+ *   analysis of one trace reads only that trace's entries.
+ * - `spans_by_service (service, start_ns, duration_ns)` serves per-service
+ *   time-range scans and percentile/SLO queries as an index-only scan (the
+ *   duration is in the index). Its inserts are clustered too: few services,
+ *   and start times grow, so each service appends at the end of its range.
+ * - `traces_by_duration` lets `anomalousCandidates` walk traces slowest first
+ *   and stop at the threshold or the limit; `traces_by_first_seen` lets
+ *   pruning find expired traces oldest first; `traces_without_root` is a
+ *   partial index holding only traces that have no root yet, for
+ *   `incompleteTraceIds`. All three are per trace, not per span.
+ *
+ * Times are int64 nanoseconds since the epoch (good until 2262).
+ */
+export const tracingSchema = `
+CREATE TABLE traces (
+  trace_key INTEGER PRIMARY KEY,
+  trace_id TEXT NOT NULL UNIQUE,
+  first_seen_ms INTEGER NOT NULL,
+  span_count INTEGER NOT NULL,
+  error_count INTEGER NOT NULL,
+  min_start_ns INTEGER NOT NULL,
+  max_end_ns INTEGER NOT NULL,
+  duration_ns INTEGER NOT NULL,
+  root_span_id TEXT,
+  root_service TEXT,
+  root_operation TEXT,
+  root_start_ns INTEGER
+);
+CREATE INDEX traces_by_duration ON traces (duration_ns);
+CREATE INDEX traces_by_first_seen ON traces (first_seen_ms);
+CREATE INDEX traces_without_root ON traces (trace_key) WHERE root_span_id IS NULL;
+CREATE TABLE spans (
+  trace_key INTEGER NOT NULL,
+  span_id TEXT NOT NULL,
+  parent_span_id TEXT,
+  service TEXT NOT NULL,
+  operation TEXT NOT NULL,
+  kind INTEGER NOT NULL,
+  status INTEGER NOT NULL,
+  start_ns INTEGER NOT NULL,
+  end_ns INTEGER NOT NULL,
+  duration_ns INTEGER NOT NULL,
+  attrs TEXT
+);
+CREATE UNIQUE INDEX spans_by_trace ON spans (trace_key, span_id);
+CREATE INDEX spans_by_service ON spans (service, start_ns, duration_ns);
+`;
+
+/** Options for {@link TracingStore}. */
+export interface TracingStoreOptions {
+  /** Spans per trace and TTL for the ingest rules. */
+  readonly limits: CollectorLimits;
+  /**
+   * Most durations {@link TracingStore.serviceDurationsMs} returns (the most
+   * recent by start time), so a percentile query's memory is bounded however
+   * busy the service. Default 100,000 (800 KB of numbers).
+   */
+  readonly maxDurationSamples?: number;
+}
+
+/** The root span's identity, as kept in a trace's row. */
+export interface TraceRootInfo {
+  readonly spanId: string;
+  readonly serviceName: string;
+  readonly operationName: string;
+  readonly startTimeNs: bigint;
+}
+
+/**
+ * What the store keeps per trace: one `traces` row. Everything here is
+ * maintained on ingest, so reading it never touches the trace's spans.
+ */
+export interface TraceRecord {
+  readonly traceId: string;
+  /** When the trace's first span was ingested (epoch ms). */
+  readonly firstSeenMs: number;
+  readonly spanCount: number;
+  /** Spans whose status is ERROR or TIMEOUT. */
+  readonly errorCount: number;
+  readonly minStartNs: bigint;
+  readonly maxEndNs: bigint;
+  /** `maxEndNs − minStartNs`. */
+  readonly totalDurationNs: bigint;
+  /** {@link TraceRecord.totalDurationNs} floored to ms. */
+  readonly totalDurationMs: number;
+  /** The root as `findRoot` picks it (earliest start, then smallest span_id); absent while there is none. */
+  readonly root?: TraceRootInfo;
+}
+
+/** The result of {@link TracingStore.ingestBatch}. */
+export interface IngestBatchResult {
+  readonly counts: IngestCounts;
+  /** One per input span, in input order. */
+  readonly decisions: readonly IngestDecision[];
+}
+
+/** A parent→child call across services, counted over spans (see {@link TracingStore.dependencyEdges}). */
+export interface DependencyCallCount {
+  readonly parentService: string;
+  readonly childService: string;
+  readonly callCount: number;
+}
+
+/** A `traces` row with its key, as read inside a write (safe integers). */
+interface TraceState {
+  key: number;
+  traceId: string;
+  firstSeenMs: number;
+  spanCount: number;
+  errorCount: number;
+  minStartNs: bigint;
+  maxEndNs: bigint;
+  root: TraceRootInfo | undefined;
+}
+
+interface TraceRow {
+  trace_key: bigint;
+  trace_id: string;
+  first_seen_ms: bigint;
+  span_count: bigint;
+  error_count: bigint;
+  min_start_ns: bigint;
+  max_end_ns: bigint;
+  root_span_id: string | null;
+  root_service: string | null;
+  root_operation: string | null;
+  root_start_ns: bigint | null;
+}
+
+const spanColumns = "span_id, parent_span_id, service, operation, kind, status, start_ns, end_ns, attrs";
+const traceColumns =
+  "trace_key, trace_id, first_seen_ms, span_count, error_count, min_start_ns, max_end_ns, root_span_id, root_service, root_operation, root_start_ns";
+
+/**
+ * The trace collector's persistence: spans and per-trace rows in SQLite (see
+ * {@link tracingSchema}).
+ *
+ * Writes go through the group committer, so many ingest calls share one
+ * transaction and one fsync, and a call is answered only after its spans
+ * are durable. An ingest op, inside the transaction:
+ * 1. plans the batch with the core `planIngestBatch`, whose lookup reads the
+ *    traces and spans through the same open transaction (so earlier ops of
+ *    the same group commit are seen, and nothing else writes in between);
+ * 2. inserts the row of each new trace (getting its key), then the accepted
+ *    spans, then updates the rows of traces that already existed.
+ * After COMMIT, {@link TracingStore.onTracesChanged} listeners get the new
+ * state of every trace that gained spans, in commit order.
+ *
+ * Reads run directly on the connection between batches and see committed
+ * data only. The store keeps no state in memory, so a rolled-back batch
+ * needs no reload.
+ */
+export class TracingStore {
+  private readonly limits: CollectorLimits;
+  private readonly maxDurationSamples: number;
+  private readonly listeners = new Set<(traces: readonly TraceRecord[]) => void>();
+  private readonly traceByIdStmt;
+  private readonly hasSpanStmt;
+  private readonly insertTraceStmt;
+  private readonly updateTraceStmt;
+  private readonly insertSpanStmt;
+  private readonly spansOfTraceStmt;
+  private readonly spanStmt;
+  private readonly childrenStmt;
+  private readonly durationsStmt;
+  private readonly incompleteStmt;
+  private readonly anomalousStmt;
+  private readonly expiredStmt;
+  private readonly deleteSpansStmt;
+  private readonly deleteTraceStmt;
+  private readonly dependencyStmt;
+
+  /**
+   * @param db the connection with migration 2 applied
+   * @param committer the group committer writing on `db`
+   * @throws RangeError when `maxDurationSamples` is not a positive integer
+   */
+  constructor(
+    db: SqliteDatabase,
+    private readonly committer: GroupCommitter,
+    options: TracingStoreOptions,
+  ) {
+    const { limits, maxDurationSamples = 100_000 } = options;
+    if (!Number.isInteger(maxDurationSamples) || maxDurationSamples < 1) {
+      throw new RangeError(`maxDurationSamples must be a positive integer, got ${maxDurationSamples}`);
+    }
+    this.limits = limits;
+    this.maxDurationSamples = maxDurationSamples;
+    this.traceByIdStmt = db.prepare(`SELECT ${traceColumns} FROM traces WHERE trace_id = ?`).safeIntegers(true);
+    this.hasSpanStmt = db.prepare("SELECT 1 FROM spans WHERE trace_key = ? AND span_id = ?").pluck();
+    this.insertTraceStmt = db.prepare(
+      `INSERT INTO traces (trace_id, first_seen_ms, span_count, error_count, min_start_ns, max_end_ns, duration_ns,
+         root_span_id, root_service, root_operation, root_start_ns)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.updateTraceStmt = db.prepare(
+      `UPDATE traces SET span_count = ?, error_count = ?, min_start_ns = ?, max_end_ns = ?, duration_ns = ?,
+         root_span_id = ?, root_service = ?, root_operation = ?, root_start_ns = ?
+       WHERE trace_key = ?`,
+    );
+    this.insertSpanStmt = db.prepare(
+      `INSERT INTO spans (trace_key, ${spanColumns}, duration_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const keyOf = "(SELECT trace_key FROM traces WHERE trace_id = ?)";
+    this.spansOfTraceStmt = db
+      .prepare(`SELECT ${spanColumns} FROM spans WHERE trace_key = ${keyOf}`)
+      .safeIntegers(true);
+    this.spanStmt = db
+      .prepare(`SELECT ${spanColumns} FROM spans WHERE trace_key = ${keyOf} AND span_id = ?`)
+      .safeIntegers(true);
+    this.childrenStmt = db
+      .prepare(`SELECT ${spanColumns} FROM spans WHERE trace_key = ${keyOf} AND parent_span_id = ?`)
+      .safeIntegers(true);
+    this.durationsStmt = db
+      .prepare(
+        `SELECT duration_ns FROM spans WHERE service = ? AND start_ns >= ? ORDER BY start_ns DESC LIMIT ?`,
+      )
+      .pluck()
+      .safeIntegers(true);
+    this.incompleteStmt = db
+      .prepare("SELECT trace_id FROM traces WHERE root_span_id IS NULL ORDER BY trace_key LIMIT ?")
+      .pluck();
+    this.anomalousStmt = db
+      .prepare(
+        `SELECT ${traceColumns} FROM traces WHERE duration_ns > ? ORDER BY duration_ns DESC, trace_id ASC LIMIT ?`,
+      )
+      .safeIntegers(true);
+    this.expiredStmt = db
+      .prepare("SELECT trace_key FROM traces WHERE first_seen_ms < ? ORDER BY first_seen_ms LIMIT ?")
+      .pluck();
+    this.deleteSpansStmt = db.prepare("DELETE FROM spans WHERE trace_key = ?");
+    this.deleteTraceStmt = db.prepare("DELETE FROM traces WHERE trace_key = ?");
+    this.dependencyStmt = db.prepare(
+      `SELECT p.service AS parentService, c.service AS childService, count(*) AS callCount
+       FROM spans c JOIN spans p ON p.trace_key = c.trace_key AND p.span_id = c.parent_span_id
+       WHERE c.service = ? AND c.start_ns >= ? AND p.service <> c.service
+       GROUP BY p.service`,
+    );
+  }
+
+  /**
+   * Subscribes to the new state of every trace that gained spans, delivered
+   * after COMMIT in commit order (for the anomaly watch).
+   *
+   * @returns the idempotent unsubscribe function
+   */
+  onTracesChanged(listener: (traces: readonly TraceRecord[]) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Ingests validated spans in one transaction (the seed's `ingest_batch`),
+   * deciding each with the core ingest rules: duplicates (against stored
+   * spans and earlier spans of the batch) are skipped, spans of full or
+   * expired traces dropped.
+   *
+   * @param nowMs the collector's clock; a new trace is first seen then
+   * @returns the counts and one decision per span, once the accepted spans
+   *   are durable
+   */
+  ingestBatch(spans: readonly Span[], nowMs: number): Promise<IngestBatchResult> {
+    return this.committer
+      .write(
+        () => this.applyBatch(spans, nowMs),
+        ({ changed }) => {
+          if (changed.length === 0) return;
+          for (const listener of this.listeners) listener(changed);
+        },
+      )
+      .then(({ counts, decisions }) => ({ counts, decisions }));
+  }
+
+  /**
+   * Ingests one validated span (the seed's `ingest`).
+   *
+   * @returns its decision: `ingested`, `duplicate`, or `dropped` with the
+   *   reason (`trace_full`, `trace_expired`) and a message for the caller
+   */
+  async ingest(span: Span, nowMs: number): Promise<IngestDecision> {
+    const { decisions } = await this.ingestBatch([span], nowMs);
+    return decisions[0]!;
+  }
+
+  /** The trace's row, or undefined when no span of it is stored. */
+  traceRecord(traceId: string): TraceRecord | undefined {
+    const row = this.traceByIdStmt.get(traceId) as TraceRow | undefined;
+    return row === undefined ? undefined : toRecord(toState(row));
+  }
+
+  /**
+   * Every stored span of a trace, in span_id order (one range read of
+   * `spans_by_trace`); empty when the trace is unknown.
+   */
+  traceSpans(traceId: string): Span[] {
+    return (this.spansOfTraceStmt.all(traceId) as SpanRow[]).map((row) => spanFromRow(traceId, row));
+  }
+
+  /** One span by (trace_id, span_id), or undefined. */
+  getSpan(traceId: string, spanId: string): Span | undefined {
+    const row = this.spanStmt.get(traceId, spanId) as SpanRow | undefined;
+    return row === undefined ? undefined : spanFromRow(traceId, row);
+  }
+
+  /**
+   * The spans whose parent is `parentSpanId`, ordered by start time, then
+   * span_id. Reads only the trace's range of `spans_by_trace`.
+   */
+  children(traceId: string, parentSpanId: string): Span[] {
+    return (this.childrenStmt.all(traceId, parentSpanId) as SpanRow[])
+      .map((row) => spanFromRow(traceId, row))
+      .sort(byStartThenId);
+  }
+
+  /**
+   * A service's span durations in exact (fractional) milliseconds, for
+   * percentiles and SLO reports; floor them for the seed's integer
+   * `duration_ms`. An index-only scan of `spans_by_service`.
+   *
+   * Memory is bounded: at most `maxDurationSamples` values, the spans that
+   * started most recently, are returned.
+   *
+   * @param sinceMs only spans starting at or after this epoch ms; default all
+   */
+  serviceDurationsMs(serviceName: string, sinceMs?: number): number[] {
+    const since = sinceMs === undefined ? -(2n ** 63n) : msToNs(sinceMs);
+    const durations = this.durationsStmt.all(serviceName, since, this.maxDurationSamples) as bigint[];
+    return durations.map((ns) => Number(ns) / 1e6);
+  }
+
+  /**
+   * Traces that have spans but no root yet, oldest first (a scan of the
+   * partial index `traces_without_root`).
+   */
+  incompleteTraceIds(limit: number): string[] {
+    return this.incompleteStmt.all(limit) as string[];
+  }
+
+  /**
+   * Traces whose total duration is over `thresholdMs`, slowest first, then
+   * by trace_id: read from `traces_by_duration`, never from spans.
+   */
+  anomalousCandidates(thresholdMs: number, limit: number): TraceRecord[] {
+    return (this.anomalousStmt.all(msToNs(thresholdMs), limit) as TraceRow[]).map((row) => toRecord(toState(row)));
+  }
+
+  /**
+   * Removes traces first seen more than `ttlMs` before `nowMs`, with their
+   * spans, oldest first. Each transaction removes at most `batchLimit`
+   * traces (so at most `batchLimit × maxSpansPerTrace` spans) and goes
+   * through the group committer, so ingest writes queued meanwhile commit
+   * between two pruning batches instead of waiting for the whole pass.
+   *
+   * @returns how many traces were removed
+   * @throws RangeError when `batchLimit` is not a positive integer
+   */
+  async pruneExpired(nowMs: number, ttlMs: number, batchLimit: number): Promise<number> {
+    if (!Number.isInteger(batchLimit) || batchLimit < 1) {
+      throw new RangeError(`batchLimit must be a positive integer, got ${batchLimit}`);
+    }
+    const cutoff = nowMs - ttlMs;
+    let removed = 0;
+    for (;;) {
+      const count = await this.committer.write(() => {
+        const keys = this.expiredStmt.all(cutoff, batchLimit) as number[];
+        for (const key of keys) {
+          this.deleteSpansStmt.run(key);
+          this.deleteTraceStmt.run(key);
+        }
+        return keys.length;
+      });
+      removed += count;
+      if (count < batchLimit) return removed;
+    }
+  }
+
+  /**
+   * Calls into each of `services` from another service, counted from
+   * parent→child span pairs of the same trace whose child started at or
+   * after `sinceMs` (Jaeger's dependency counting). Each service is one
+   * `spans_by_service` range plus one `spans_by_trace` lookup per span.
+   * Ordered by parent service, then child service.
+   */
+  dependencyEdges(services: readonly string[], sinceMs?: number): DependencyCallCount[] {
+    const since = sinceMs === undefined ? -(2n ** 63n) : msToNs(sinceMs);
+    const edges: DependencyCallCount[] = [];
+    for (const service of new Set(services)) {
+      edges.push(...(this.dependencyStmt.all(service, since) as DependencyCallCount[]));
+    }
+    return edges.sort(
+      (a, b) => compareText(a.parentService, b.parentService) || compareText(a.childService, b.childService),
+    );
+  }
+
+  private applyBatch(spans: readonly Span[], nowMs: number) {
+    /** Trace rows read or created in this op, null when unknown. */
+    const states = new Map<string, TraceState | null>();
+    const load = (traceId: string): TraceState | null => {
+      let state = states.get(traceId);
+      if (state === undefined) {
+        const row = this.traceByIdStmt.get(traceId) as TraceRow | undefined;
+        state = row === undefined ? null : toState(row);
+        states.set(traceId, state);
+      }
+      return state;
+    };
+    const lookup: IngestLookup = {
+      trace: (traceId): TraceIngestState | undefined => load(traceId) ?? undefined,
+      hasSpan: (traceId, spanId) => {
+        const state = load(traceId);
+        return state !== null && this.hasSpanStmt.get(state.key, spanId) !== undefined;
+      },
+    };
+    const plan = planIngestBatch(spans, lookup, nowMs, this.limits);
+
+    // Group the accepted spans by trace, fold them into the trace's state.
+    const byTrace = new Map<string, Span[]>();
+    for (const span of plan.accepted) {
+      const group = byTrace.get(span.traceId);
+      if (group === undefined) byTrace.set(span.traceId, [span]);
+      else group.push(span);
+    }
+    const changed: TraceRecord[] = [];
+    for (const [traceId, group] of byTrace) {
+      const existing = states.get(traceId) ?? null;
+      const first = group[0]!;
+      const state: TraceState = existing ?? {
+        key: 0,
+        traceId,
+        firstSeenMs: nowMs,
+        spanCount: 0,
+        errorCount: 0,
+        minStartNs: first.startTimeNs,
+        maxEndNs: first.endTimeNs,
+        root: undefined,
+      };
+      for (const span of group) {
+        if (isErrorStatus(span.status)) state.errorCount++;
+        if (span.startTimeNs < state.minStartNs) state.minStartNs = span.startTimeNs;
+        if (span.endTimeNs > state.maxEndNs) state.maxEndNs = span.endTimeNs;
+        if (span.parentSpanId === undefined && isEarlierRoot(span, state.root)) {
+          state.root = {
+            spanId: span.spanId,
+            serviceName: span.serviceName,
+            operationName: span.operationName,
+            startTimeNs: span.startTimeNs,
+          };
+        }
+      }
+      state.spanCount = plan.traces.get(traceId)!.spanCount;
+      const root = state.root;
+      const rootColumns = [root?.spanId ?? null, root?.serviceName ?? null, root?.operationName ?? null, root?.startTimeNs ?? null];
+      const duration = state.maxEndNs - state.minStartNs;
+      if (existing === null) {
+        const { lastInsertRowid } = this.insertTraceStmt.run(
+          traceId, nowMs, state.spanCount, state.errorCount, state.minStartNs, state.maxEndNs, duration, ...rootColumns,
+        );
+        state.key = Number(lastInsertRowid);
+        states.set(traceId, state);
+      } else {
+        this.updateTraceStmt.run(
+          state.spanCount, state.errorCount, state.minStartNs, state.maxEndNs, duration, ...rootColumns, state.key,
+        );
+      }
+      for (const span of group) {
+        this.insertSpanStmt.run(
+          state.key,
+          span.spanId,
+          span.parentSpanId ?? null,
+          span.serviceName,
+          span.operationName,
+          kindCode(span.kind),
+          statusCode(span.status),
+          span.startTimeNs,
+          span.endTimeNs,
+          encodeAttrs(span),
+          durationNs(span),
+        );
+      }
+      changed.push(toRecord(state));
+    }
+    return { counts: plan.counts, decisions: plan.decisions, changed };
+  }
+}
+
+/** Whether root candidate `span` precedes the current root by `findRoot`'s rule. */
+function isEarlierRoot(span: Span, root: TraceRootInfo | undefined): boolean {
+  if (root === undefined) return true;
+  return (compareBigint(span.startTimeNs, root.startTimeNs) || compareText(span.spanId, root.spanId)) < 0;
+}
+
+function toState(row: TraceRow): TraceState {
+  return {
+    key: Number(row.trace_key),
+    traceId: row.trace_id,
+    firstSeenMs: Number(row.first_seen_ms),
+    spanCount: Number(row.span_count),
+    errorCount: Number(row.error_count),
+    minStartNs: row.min_start_ns,
+    maxEndNs: row.max_end_ns,
+    root:
+      row.root_span_id === null
+        ? undefined
+        : {
+            spanId: row.root_span_id,
+            serviceName: row.root_service ?? "",
+            operationName: row.root_operation ?? "",
+            startTimeNs: row.root_start_ns ?? 0n,
+          },
+  };
+}
+
+function toRecord(state: TraceState): TraceRecord {
+  const totalDurationNs = state.maxEndNs - state.minStartNs;
+  return {
+    traceId: state.traceId,
+    firstSeenMs: state.firstSeenMs,
+    spanCount: state.spanCount,
+    errorCount: state.errorCount,
+    minStartNs: state.minStartNs,
+    maxEndNs: state.maxEndNs,
+    totalDurationNs,
+    totalDurationMs: nsToMs(totalDurationNs),
+    ...(state.root !== undefined ? { root: state.root } : {}),
+  };
+}
