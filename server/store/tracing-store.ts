@@ -5,6 +5,7 @@ import { byStartThenId, compareBigint, compareText } from "../core/tracing/order
 import type { SqliteDatabase } from "./database.js";
 import type { GroupCommitter } from "./group-commit.js";
 import { encodeAttrs, kindCode, spanFromRow, statusCode, type SpanRow } from "./tracing-codec.js";
+import { tracingQueries } from "./tracing-queries.js";
 
 /**
  * SQL of the tracing tables, for migration 2.
@@ -152,10 +153,6 @@ interface TraceRow {
   root_start_ns: bigint | null;
 }
 
-const spanColumns = "span_id, parent_span_id, service, operation, kind, status, start_ns, end_ns, attrs";
-const traceColumns =
-  "trace_key, trace_id, first_seen_ms, span_count, error_count, min_start_ns, max_end_ns, root_span_id, root_service, root_operation, root_start_ns";
-
 /**
  * The trace collector's persistence: spans and per-trace rows in SQLite (see
  * {@link tracingSchema}).
@@ -211,56 +208,22 @@ export class TracingStore {
     }
     this.limits = limits;
     this.maxDurationSamples = maxDurationSamples;
-    this.traceByIdStmt = db.prepare(`SELECT ${traceColumns} FROM traces WHERE trace_id = ?`).safeIntegers(true);
-    this.hasSpanStmt = db.prepare("SELECT 1 FROM spans WHERE trace_key = ? AND span_id = ?").pluck();
-    this.insertTraceStmt = db.prepare(
-      `INSERT INTO traces (trace_id, first_seen_ms, span_count, error_count, min_start_ns, max_end_ns, duration_ns,
-         root_span_id, root_service, root_operation, root_start_ns)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
-    this.updateTraceStmt = db.prepare(
-      `UPDATE traces SET span_count = ?, error_count = ?, min_start_ns = ?, max_end_ns = ?, duration_ns = ?,
-         root_span_id = ?, root_service = ?, root_operation = ?, root_start_ns = ?
-       WHERE trace_key = ?`,
-    );
-    this.insertSpanStmt = db.prepare(
-      `INSERT INTO spans (trace_key, ${spanColumns}, duration_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
-    const keyOf = "(SELECT trace_key FROM traces WHERE trace_id = ?)";
-    this.spansOfTraceStmt = db
-      .prepare(`SELECT ${spanColumns} FROM spans WHERE trace_key = ${keyOf}`)
-      .safeIntegers(true);
-    this.spanStmt = db
-      .prepare(`SELECT ${spanColumns} FROM spans WHERE trace_key = ${keyOf} AND span_id = ?`)
-      .safeIntegers(true);
-    this.childrenStmt = db
-      .prepare(`SELECT ${spanColumns} FROM spans WHERE trace_key = ${keyOf} AND parent_span_id = ?`)
-      .safeIntegers(true);
-    this.durationsStmt = db
-      .prepare(
-        `SELECT duration_ns FROM spans WHERE service = ? AND start_ns >= ? ORDER BY start_ns DESC LIMIT ?`,
-      )
-      .pluck()
-      .safeIntegers(true);
-    this.incompleteStmt = db
-      .prepare("SELECT trace_id FROM traces WHERE root_span_id IS NULL ORDER BY trace_key LIMIT ?")
-      .pluck();
-    this.anomalousStmt = db
-      .prepare(
-        `SELECT ${traceColumns} FROM traces WHERE duration_ns > ? ORDER BY duration_ns DESC, trace_id ASC LIMIT ?`,
-      )
-      .safeIntegers(true);
-    this.expiredStmt = db
-      .prepare("SELECT trace_key FROM traces WHERE first_seen_ms < ? ORDER BY first_seen_ms LIMIT ?")
-      .pluck();
-    this.deleteSpansStmt = db.prepare("DELETE FROM spans WHERE trace_key = ?");
-    this.deleteTraceStmt = db.prepare("DELETE FROM traces WHERE trace_key = ?");
-    this.dependencyStmt = db.prepare(
-      `SELECT p.service AS parentService, c.service AS childService, count(*) AS callCount
-       FROM spans c JOIN spans p ON p.trace_key = c.trace_key AND p.span_id = c.parent_span_id
-       WHERE c.service = ? AND c.start_ns >= ? AND p.service <> c.service
-       GROUP BY p.service`,
-    );
+    const q = tracingQueries;
+    this.traceByIdStmt = db.prepare(q.traceById).safeIntegers(true);
+    this.hasSpanStmt = db.prepare(q.hasSpan).pluck();
+    this.insertTraceStmt = db.prepare(q.insertTrace);
+    this.updateTraceStmt = db.prepare(q.updateTrace);
+    this.insertSpanStmt = db.prepare(q.insertSpan);
+    this.spansOfTraceStmt = db.prepare(q.spansOfTrace).safeIntegers(true);
+    this.spanStmt = db.prepare(q.span).safeIntegers(true);
+    this.childrenStmt = db.prepare(q.children).safeIntegers(true);
+    this.durationsStmt = db.prepare(q.serviceDurations).pluck().safeIntegers(true);
+    this.incompleteStmt = db.prepare(q.incompleteTraces).pluck();
+    this.anomalousStmt = db.prepare(q.anomalousTraces).safeIntegers(true);
+    this.expiredStmt = db.prepare(q.expiredTraces).pluck();
+    this.deleteSpansStmt = db.prepare(q.deleteSpans);
+    this.deleteTraceStmt = db.prepare(q.deleteTrace);
+    this.dependencyStmt = db.prepare(q.dependencyCalls);
   }
 
   /**
@@ -474,7 +437,12 @@ export class TracingStore {
       }
       state.spanCount = plan.traces.get(traceId)!.spanCount;
       const root = state.root;
-      const rootColumns = [root?.spanId ?? null, root?.serviceName ?? null, root?.operationName ?? null, root?.startTimeNs ?? null];
+      const rootColumns = [
+        root?.spanId ?? null,
+        root?.serviceName ?? null,
+        root?.operationName ?? null,
+        root?.startTimeNs ?? null,
+      ];
       const duration = state.maxEndNs - state.minStartNs;
       if (existing === null) {
         const { lastInsertRowid } = this.insertTraceStmt.run(
