@@ -1,8 +1,17 @@
 import { ConnectError, type Client } from "@connectrpc/connect";
+import { toJson } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import {
+  DeregisterResponseSchema,
+  HeartbeatResponseSchema,
+  RegisterResponseSchema,
   RegistryService,
   RemovalReason,
+  ResolveResponseSchema,
+  SelectInstanceResponseSchema,
+  ServiceTopologyResponseSchema,
+  StaleInstancesResponseSchema,
+  WatchTopologyResponseSchema,
   SelectionStrategy,
   TopologyEventType,
   type InstanceState,
@@ -117,13 +126,13 @@ async function runSubcommand(sub: string, cli: ClientInvocation, registry: Clien
         },
         call,
       );
-      cli.output.line(`registered ${res.instance!.instance!.instanceId} at revision ${res.revision}`, res);
+      cli.output.line(`registered ${res.instance!.instance!.instanceId} at revision ${res.revision}`, toJson(RegisterResponseSchema, res));
       return 0;
     }
     case "deregister": {
       if (first === undefined) throw new UsageError("deregister needs an instance ID");
       const res = await registry.deregister({ instanceId: first }, call);
-      cli.output.line(`deregistered ${first} at revision ${res.revision}`, res);
+      cli.output.line(`deregistered ${first} at revision ${res.revision}`, toJson(DeregisterResponseSchema, res));
       return 0;
     }
     case "heartbeat": {
@@ -133,7 +142,7 @@ async function runSubcommand(sub: string, cli: ClientInvocation, registry: Clien
         { instanceId: first, ...(connections !== undefined ? { activeConnections: integer(connections, "--connections", 0) } : {}) },
         call,
       );
-      cli.output.line(`heartbeat recorded for ${first} at ${timestampDate(res.lastHeartbeat!).toISOString()}`, res);
+      cli.output.line(`heartbeat recorded for ${first} at ${timestampDate(res.lastHeartbeat!).toISOString()}`, toJson(HeartbeatResponseSchema, res));
       return 0;
     }
     case "resolve": {
@@ -148,7 +157,7 @@ async function runSubcommand(sub: string, cli: ClientInvocation, registry: Clien
         },
         call,
       );
-      table(cli, res.instances, res);
+      table(cli, res.instances, toJson(ResolveResponseSchema, res));
       return 0;
     }
     case "select": {
@@ -159,10 +168,10 @@ async function runSubcommand(sub: string, cli: ClientInvocation, registry: Clien
       const region = cli.values.region as string | undefined;
       const res = await registry.selectInstance({ serviceName: first, ...(region !== undefined ? { region } : {}), strategy }, call);
       if (res.instance === undefined) {
-        cli.output.line(`no routable instance of ${first}`, res);
+        cli.output.line(`no routable instance of ${first}`, toJson(SelectInstanceResponseSchema, res));
         return 1;
       }
-      table(cli, [res.instance], res);
+      table(cli, [res.instance], toJson(SelectInstanceResponseSchema, res));
       return 0;
     }
     case "topology": {
@@ -173,13 +182,13 @@ async function runSubcommand(sub: string, cli: ClientInvocation, registry: Clien
           rows.push([service, region, String(counts.instances), String(counts.healthy)]);
         }
       }
-      cli.output.table(["service", "region", "instances", "healthy"], rows, res);
+      cli.output.table(["service", "region", "instances", "healthy"], rows, toJson(ServiceTopologyResponseSchema, res));
       if (res.selfPreservation && !cli.values.json) process.stdout.write("self-preservation: ON (stale evictions held back)\n");
       return 0;
     }
     case "stale": {
       const res = await registry.staleInstances({ serviceName: first ?? "" }, call);
-      table(cli, res.instances, res);
+      table(cli, res.instances, toJson(StaleInstancesResponseSchema, res));
       return 0;
     }
     case "watch":
@@ -203,7 +212,7 @@ async function watch(cli: ClientInvocation, registry: Client<typeof RegistryServ
         const m = res.message;
         if (m.case === "snapshot") {
           revision = m.value.revision;
-          print(`snapshot at revision ${revision}${m.value.reset ? " (reset: history was compacted)" : ""}: ${m.value.instances.length} instances`, res);
+          print(`snapshot at revision ${revision}${m.value.reset ? " (reset: history was compacted)" : ""}: ${m.value.instances.length} instances`, toJson(WatchTopologyResponseSchema, res));
           for (const state of m.value.instances) print(`  ${row(state).join("  ")}`, undefined);
         } else if (m.case === "change") {
           revision = m.value.revision;
@@ -212,7 +221,7 @@ async function watch(cli: ClientInvocation, registry: Client<typeof RegistryServ
             const reason = event.reason !== RemovalReason.UNSPECIFIED ? ` (${RemovalReason[event.reason]})` : "";
             print(`${revision}  ${kind}${reason}  ${row(event.instance!).join("  ")}`, undefined);
           }
-          if (cli.values.json === true) print("", res);
+          if (cli.values.json === true) print("", toJson(WatchTopologyResponseSchema, res));
         } else if (m.case === "progress") {
           if (m.value.revision > revision) revision = m.value.revision;
         }
