@@ -156,18 +156,29 @@ async function* readResponses(start: () => CancellableCall & AsyncIterable<unkno
 }
 
 async function writeRequests(call: WritableCall, requests: AsyncIterable<MessageInitShape<DescMessage>>, input: DescMessage): Promise<void> {
+  let ended = false;
+  call.once("status", () => (ended = true));
   try {
     for await (const request of requests) {
-      if (!call.write(create(input, request))) {
-        await new Promise<void>((resolve) => {
-          call.once("drain", resolve);
-        });
-      }
+      if (ended) return; // the call is over; stop pulling (for await returns the iterable)
+      if (!call.write(create(input, request))) await writableAgain(call);
     }
-    call.end();
+    if (!ended) call.end();
   } catch {
     call.cancel();
   }
+}
+
+/** Resolves when the call drains, or ends (status, error, close) while its buffer was full. */
+function writableAgain(call: WritableCall): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const events = ["drain", "status", "error", "close"] as const;
+    const done = (): void => {
+      for (const event of events) call.off(event, done);
+      resolve();
+    };
+    for (const event of events) call.once(event, done);
+  });
 }
 
 function observe(call: CancellableCall, options: CallOptions): void {

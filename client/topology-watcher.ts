@@ -43,12 +43,18 @@ export class TopologyWatcher {
   private currentRevision = 0n;
   private readonly controller = new AbortController();
   private markReady!: () => void;
+  private failReady!: (error: ConnectError) => void;
 
   constructor(
     private readonly client: Client<typeof RegistryService>,
     private readonly options: TopologyWatcherOptions = {},
   ) {
-    this.ready = new Promise((resolve) => (this.markReady = resolve));
+    this.ready = new Promise((resolve, reject) => {
+      this.markReady = resolve;
+      this.failReady = reject;
+    });
+    // Callers that never await `ready` must not see an unhandled rejection.
+    this.ready.catch(() => undefined);
     void this.run();
   }
 
@@ -63,9 +69,10 @@ export class TopologyWatcher {
     return all.sort((a, b) => (a.instance!.instanceId < b.instance!.instanceId ? -1 : 1));
   }
 
-  /** Stops watching. */
+  /** Stops watching; `ready` rejects if the first snapshot had not arrived. */
   close(): void {
     this.controller.abort();
+    this.failReady(new ConnectError("topology watcher closed before the first snapshot", Code.Canceled));
   }
 
   private async run(): Promise<void> {
@@ -99,7 +106,15 @@ export class TopologyWatcher {
       }
       if (signal.aborted) return;
       // A stream that ended without error is treated like a dropped one.
-      await new Promise((resolve) => setTimeout(resolve, backoff));
+      await new Promise<void>((resolve) => {
+        const wake = (): void => {
+          clearTimeout(timer);
+          signal.removeEventListener("abort", wake);
+          resolve();
+        };
+        const timer = setTimeout(wake, backoff);
+        signal.addEventListener("abort", wake, { once: true });
+      });
       backoff = Math.min(backoff * 2, this.options.maxBackoffMs ?? 5000);
     }
   }

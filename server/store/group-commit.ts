@@ -189,8 +189,14 @@ export class GroupCommitter {
       try {
         if (this.db.inTransaction) this.rollbackStmt.run();
       } finally {
-        for (const listener of this.rollbackListeners) listener(error);
         for (const write of batch) write.reject(error);
+        for (const listener of this.rollbackListeners) {
+          try {
+            listener(error);
+          } catch {
+            // A listener that cannot recover must not strand the next batch.
+          }
+        }
       }
       return;
     }

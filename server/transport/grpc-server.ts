@@ -134,9 +134,19 @@ function respondOnce(
 
 function respond(response: unknown, ctx: GrpcHandlerContext, call: GrpcCall, output: DescMessage, callback: sendUnaryData<unknown>): void {
   ctx.complete();
-  const header = ctx.headerMetadata();
-  if (header !== undefined) call.sendMetadata(header);
-  callback(null, asMessage(output, response), ctx.trailerMetadata());
+  let message: unknown;
+  let trailers;
+  try {
+    const header = ctx.headerMetadata();
+    if (header !== undefined) call.sendMetadata(header);
+    message = asMessage(output, response);
+    trailers = ctx.trailerMetadata();
+  } catch (thrown) {
+    // A response that cannot be built (bad message, bad header) still answers.
+    callback(toStatus(thrown, ctx));
+    return;
+  }
+  callback(null, message, trailers);
 }
 
 /**

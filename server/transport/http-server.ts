@@ -101,6 +101,9 @@ export function createHttpServer(options: HttpServerOptions): HttpPort {
   return { server, close };
 }
 
+/** How long a new plaintext connection may stay silent before it is closed. */
+const firstBytesTimeoutMs = 30_000;
+
 type Handler = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => void;
 
 /** TLS: ALPN chooses HTTP/2 or HTTP/1.1; a client CA turns on mTLS. */
@@ -125,7 +128,18 @@ function plaintextServer(handle: Handler, peers: WeakMap<ServerHttp2Session, str
   let connectingPeer = "";
   h2.on("session", (session: ServerHttp2Session) => peers.set(session, connectingPeer));
   return net.createServer((socket) => {
-    socket.once("data", (first: Buffer) => {
+    // A connection that never says anything is dropped instead of holding a descriptor.
+    socket.setTimeout(firstBytesTimeoutMs, () => socket.destroy());
+    let received: Buffer = Buffer.alloc(0);
+    const onData = (chunk: Buffer): void => {
+      received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
+      if (received.length < 3) return; // the protocol is known from the first 3 bytes
+      socket.off("data", onData);
+      socket.setTimeout(0);
+      route(received);
+    };
+    socket.on("data", onData);
+    const route = (first: Buffer): void => {
       if (first.subarray(0, 3).toString("latin1") === "PRI") {
         // Node's HTTP/2 session reads a net.Socket natively and would miss the
         // bytes already read here, so it gets a stream that replays them.
@@ -137,7 +151,7 @@ function plaintextServer(handle: Handler, peers: WeakMap<ServerHttp2Session, str
         h1.emit("connection", socket);
         socket.resume();
       }
-    });
+    };
     socket.on("error", () => socket.destroy());
   });
 }

@@ -96,7 +96,7 @@ function methodObserver(method: DescMethod, { metrics, logger }: InstrumentOptio
 function wrapSingleResponse(method: DescMethod, handler: AnyFn, options: InstrumentOptions): AnyFn {
   const observer = methodObserver(method, options);
   const fail = (startedAt: bigint, ctx: HandlerContext, thrown: unknown): never => {
-    const { error, unexpected } = toConnectError(thrown);
+    const { error, unexpected } = mapFailure(thrown, ctx);
     observer.finish(startedAt, error.code, ctx, error, unexpected ? thrown : undefined);
     throw error;
   };
@@ -137,11 +137,15 @@ function wrapStreamingResponse(method: DescMethod, handler: AnyFn, options: Inst
         stats.streamMessagesSent++;
       }
       if (shutdownSignal.aborted) throw new ConnectError(shuttingDownMessage, Code.Unavailable);
+      // A handler that ended because its call was cancelled or timed out did
+      // not complete: the call ends with that status.
+      const reason: unknown = ctx.signal.aborted ? ctx.signal.reason : undefined;
+      if (reason instanceof ConnectError) throw reason;
       completed = true;
     } catch (thrown) {
       const mapped = shutdownSignal.aborted
         ? { error: new ConnectError(shuttingDownMessage, Code.Unavailable), unexpected: false }
-        : toConnectError(thrown);
+        : mapFailure(thrown, ctx);
       failure = { error: mapped.error, cause: mapped.unexpected ? thrown : undefined };
       throw mapped.error;
     } finally {
@@ -152,4 +156,17 @@ function wrapStreamingResponse(method: DescMethod, handler: AnyFn, options: Inst
       observer.finish(startedAt, failure?.error.code ?? 0, ctx, failure?.error, failure?.cause);
     }
   };
+}
+
+/**
+ * Maps what a handler threw. When the call was already cancelled or past its
+ * deadline, whatever the handler tripped over (typically its request stream
+ * closing under it) is the cancellation, not a handler bug.
+ */
+function mapFailure(thrown: unknown, ctx: HandlerContext): { error: ConnectError; unexpected: boolean } {
+  const mapped = toConnectError(thrown);
+  if (mapped.unexpected && ctx.signal.aborted && ctx.signal.reason instanceof ConnectError) {
+    return { error: ctx.signal.reason, unexpected: false };
+  }
+  return mapped;
 }

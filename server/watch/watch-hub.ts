@@ -68,8 +68,9 @@ export interface WatchRequest<E, S> {
    * revision the client saw): exactly the matching changes after N, or a
    * reset snapshot when changes after N were compacted
    * (`N + 1 < oldestAvailableRevision`). N greater than the current revision
-   * is a future revision: the watch waits and delivers the changes after N
-   * once they exist (as etcd does); changes up to N are never sent.
+   * was never produced by this history (the server lost or replaced its
+   * database), so it also gets a reset snapshot; unlike etcd, which waits,
+   * because a resuming client's copy would otherwise silently miss changes.
    */
   startRevision: number;
   /** Filter: a change is delivered when at least one of its events matches. Must not throw. */
@@ -363,7 +364,14 @@ export class WatchHub<E> {
   /** Reads one batch after the watcher's position; syncs it when the batch reaches the current revision. */
   private catchUp<S>(watcher: Watcher<E, S>): void {
     const current = this.source.currentRevision;
-    if (watcher.position >= current) {
+    // A position beyond the current revision was never produced by this
+    // history (the server lost or replaced its database): the client's copy
+    // cannot be trusted, so it gets a reset snapshot rather than waiting.
+    if (watcher.position > current) {
+      watcher.mode = "reset";
+      return;
+    }
+    if (watcher.position === current) {
       this.sync(watcher);
       return;
     }

@@ -145,6 +145,17 @@ describe("WatchTopology", () => {
     await recent.return?.();
   });
 
+  it("answers a start revision the server never reached (its database was replaced) with a reset snapshot", async () => {
+    const server = await start();
+    const registry = server.grpc(RegistryService);
+    const current = rev(await registry.register({ instance: instance({ serviceName: "w-future" }) }, opts));
+    const stream = watch(registry, { startRevision: current + 50 });
+    const message = await next(stream);
+    expect(message.message.case === "snapshot" && message.message.value).toMatchObject({ reset: true });
+    expect(message.message.case === "snapshot" && rev(message.message.value)).toBe(current);
+    await stream.return?.();
+  });
+
   it("keeps revisions gap-free under concurrent writers from several clients", async () => {
     const server = await start();
     const clients = [server.grpc(RegistryService), server.http(RegistryService), server.grpc(RegistryService), server.http(RegistryService)];
