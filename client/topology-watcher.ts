@@ -80,6 +80,7 @@ export class TopologyWatcher {
     const initialBackoff = this.options.initialBackoffMs ?? 100;
     let backoff = initialBackoff;
     while (!signal.aborted) {
+      let pending: Map<string, InstanceState> | undefined;
       try {
         const stream = this.client.watchTopology(
           { serviceNames: [...(this.options.serviceNames ?? [])], startRevision: this.currentRevision },
@@ -89,8 +90,14 @@ export class TopologyWatcher {
           backoff = initialBackoff;
           const message = response.message;
           if (message.case === "snapshot") {
+            // A large snapshot arrives in several messages; it replaces the
+            // copy only once complete, so readers never see half of it.
+            pending ??= new Map();
+            for (const state of message.value.instances) pending.set(state.instance!.instanceId, state);
+            if (message.value.more) continue;
             this.byId.clear();
-            for (const state of message.value.instances) this.byId.set(state.instance!.instanceId, state);
+            for (const [id, state] of pending) this.byId.set(id, state);
+            pending = undefined;
             this.currentRevision = message.value.revision;
             this.markReady();
           } else if (message.case === "change") {

@@ -100,7 +100,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     logger,
   });
 
-  const domain: ServiceRegistration[] = [createRegistryService(registry, topologyHub)];
+  const domain: ServiceRegistration[] = [
+    createRegistryService(registry, topologyHub, { snapshotChunkBytes: Math.floor(config.maxMessageBytes / 2) }),
+  ];
   const serving = new ServingStatus();
   const health = createHealthService(serving);
   const served: DescService[] = [...domain.map((r) => r.service), health.service];

@@ -40,12 +40,25 @@ const strategies: Record<SelectionStrategy, Strategy> = {
   [SelectionStrategy.LEAST_CONNECTIONS]: "least_connections",
 };
 
+/** Options for {@link createRegistryService}. */
+export interface RegistryServiceOptions {
+  /**
+   * Approximate encoded size at which a WatchTopology snapshot is split into
+   * several messages; keep it well under the server's message size limit.
+   */
+  readonly snapshotChunkBytes: number;
+}
+
 /**
  * `latticeforge.registry.v1.RegistryService`: each handler checks its
  * request, calls the store (writes) or the in-memory state (reads), and
  * renders the answer. Errors are the core's typed errors, mapped at the edge.
  */
-export function createRegistryService(store: RegistryStore, hub: WatchHub<TopologyEvent>): ServiceRegistration {
+export function createRegistryService(
+  store: RegistryStore,
+  hub: WatchHub<TopologyEvent>,
+  options: RegistryServiceOptions,
+): ServiceRegistration {
   const { state } = store;
   const renderChange = createChangeRenderer();
   const resolveAnswers = new ResolveAnswerCache();
@@ -197,14 +210,23 @@ export function createRegistryService(store: RegistryStore, hub: WatchHub<Topolo
       });
       for await (const message of watch) {
         switch (message.kind) {
-          case "snapshot":
-            yield create(WatchTopologyResponseSchema, {
-              message: {
-                case: "snapshot",
-                value: { revision: BigInt(message.revision), instances: message.snapshot.map(renderInstance), reset: message.reset },
-              },
-            });
+          case "snapshot": {
+            const chunks = chunkBySize(message.snapshot, options.snapshotChunkBytes);
+            for (const [i, chunk] of chunks.entries()) {
+              yield create(WatchTopologyResponseSchema, {
+                message: {
+                  case: "snapshot",
+                  value: {
+                    revision: BigInt(message.revision),
+                    instances: chunk.map(renderInstance),
+                    reset: message.reset,
+                    more: i < chunks.length - 1,
+                  },
+                },
+              });
+            }
             break;
+          }
           case "change":
             yield renderChange(message.change, filterKey, matches);
             break;
@@ -273,4 +295,35 @@ function sameRecords(a: readonly InstanceRecord[], b: readonly InstanceRecord[])
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+/**
+ * Splits snapshot records into chunks whose estimated encoding stays under
+ * `budgetBytes` (at least one record per chunk; always at least one chunk, so
+ * an empty snapshot is still one message).
+ */
+function chunkBySize(records: readonly InstanceRecord[], budgetBytes: number): InstanceRecord[][] {
+  const chunks: InstanceRecord[][] = [[]];
+  let size = 0;
+  for (const record of records) {
+    const estimate = estimatedSize(record);
+    const current = chunks[chunks.length - 1]!;
+    if (current.length > 0 && size + estimate > budgetBytes) {
+      chunks.push([record]);
+      size = estimate;
+    } else {
+      current.push(record);
+      size += estimate;
+    }
+  }
+  return chunks;
+}
+
+/** A generous upper bound of a record's encoded InstanceState size. */
+function estimatedSize(record: InstanceRecord): number {
+  const { instance, health } = record;
+  let bytes = 160 + instance.instanceId.length + instance.serviceName.length + instance.endpoint.length;
+  bytes += instance.region.length + instance.zone.length + (health?.reason?.length ?? 0);
+  for (const [key, value] of Object.entries(instance.metadata)) bytes += 8 + Buffer.byteLength(key) + Buffer.byteLength(value);
+  return bytes;
 }

@@ -212,7 +212,8 @@ async function watch(cli: ClientInvocation, registry: Client<typeof RegistryServ
         const m = res.message;
         if (m.case === "snapshot") {
           revision = m.value.revision;
-          print(`snapshot at revision ${revision}${m.value.reset ? " (reset: history was compacted)" : ""}: ${m.value.instances.length} instances`, toJson(WatchTopologyResponseSchema, res));
+          const part = m.value.more ? " (continued below)" : "";
+          print(`snapshot at revision ${revision}${m.value.reset ? " (reset)" : ""}: ${m.value.instances.length} instances${part}`, toJson(WatchTopologyResponseSchema, res));
           for (const state of m.value.instances) print(`  ${row(state).join("  ")}`, undefined);
         } else if (m.case === "change") {
           revision = m.value.revision;

@@ -8,7 +8,8 @@ import {
 } from "../../../gen/latticeforge/registry/v1/registry_pb.js";
 import { startTestControlPlane, type TestControlPlane } from "../../fixtures/control-plane.js";
 import { instance } from "../../fixtures/registry.js";
-import { nextWithin } from "../../fixtures/streams.js";
+import { nextWithin, within } from "../../fixtures/streams.js";
+import { TopologyWatcher } from "../../../client/topology-watcher.js";
 
 type Stream = AsyncIterator<WatchTopologyResponse>;
 
@@ -154,6 +155,37 @@ describe("WatchTopology", () => {
     expect(message.message.case === "snapshot" && message.message.value).toMatchObject({ reset: true });
     expect(message.message.case === "snapshot" && rev(message.message.value)).toBe(current);
     await stream.return?.();
+  });
+
+  it("splits a snapshot larger than the message size limit into several messages of one revision", async () => {
+    const server = await start({ "max-message-bytes": "65536" });
+    const registry = server.grpc(RegistryService);
+    const heavy = { a: "a".repeat(1000), b: "b".repeat(1000), c: "c".repeat(1000) };
+    let bulk = { revision: 0n };
+    for (let part = 0; part < 4; part++) {
+      const instances = Array.from({ length: 10 }, (_, i) => instance({ serviceName: "w-big", instanceId: `big-${part * 10 + i}`, metadata: heavy }));
+      bulk = await registry.bulkRegister({ instances }, opts);
+    }
+    const stream = watch(registry, { serviceNames: ["w-big"] });
+    const parts: { revision: number; ids: string[] }[] = [];
+    for (;;) {
+      const message = await next(stream);
+      if (message.message.case !== "snapshot") throw new Error(`expected a snapshot part, got ${message.message.case}`);
+      parts.push({ revision: rev(message.message.value), ids: message.message.value.instances.map((i) => i.instance!.instanceId) });
+      if (!message.message.value.more) break;
+    }
+    expect(parts.length).toBeGreaterThan(1);
+    expect(new Set(parts.map((p) => p.revision))).toEqual(new Set([rev(bulk)]));
+    expect(parts.flatMap((p) => p.ids).sort()).toEqual(Array.from({ length: 40 }, (_, i) => `big-${i}`).sort());
+    await stream.return?.();
+
+    const watcher = new TopologyWatcher(registry, { serviceNames: ["w-big"] });
+    try {
+      await within(watcher.ready, 5000, "chunked snapshot");
+      expect(watcher.instances("w-big")).toHaveLength(40);
+    } finally {
+      watcher.close();
+    }
   });
 
   it("keeps revisions gap-free under concurrent writers from several clients", async () => {
