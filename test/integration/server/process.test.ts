@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { GrpcConnection } from "../../../client/grpc-client.js";
 import { Health, HealthCheckResponse_ServingStatus as Status } from "../../../gen/grpc/health/v1/health_pb.js";
+import { ServerReflection } from "../../../gen/grpc/reflection/v1/reflection_pb.js";
 import { openDatabase, closeDatabase } from "../../../server/store/database.js";
 import { migrations } from "../../../server/store/migrations.js";
 import { spawnCli, startServerProcess } from "../../fixtures/server-process.js";
@@ -52,6 +53,29 @@ describe("latticeforge serve as a process", () => {
     const reopened = openDatabase({ path: db, durability: "full", migrations });
     expect(reopened.pragma("integrity_check", { simple: true })).toBe("ok");
     closeDatabase(reopened);
+  });
+
+  it("exits at once on a second signal while the shutdown waits for an in-flight call", async () => {
+    const server = await startServerProcess(["--db", ":memory:", "--shutdown-timeout", "60"]);
+    const conn = new GrpcConnection({ address: server.grpc });
+    let finishRequests = (): void => undefined;
+    async function* requests() {
+      yield { messageRequest: { case: "listServices" as const, value: "" } };
+      await new Promise<void>((resolve) => (finishRequests = resolve)); // never half-closes
+    }
+    try {
+      const stream = conn.client(ServerReflection).serverReflectionInfo(requests(), { timeoutMs: 30_000 })[Symbol.asyncIterator]();
+      expect((await nextWithin(stream)).value?.messageResponse.case).toBe("listServicesResponse");
+      server.child.kill("SIGTERM");
+      await expect.poll(() => server.logs.some((l) => l.msg === "shutdown: refusing new calls, ending open streams with UNAVAILABLE"), { timeout: 5000 }).toBe(true);
+      expect(server.logs.some((l) => l.msg === "shutdown: complete")).toBe(false);
+      server.child.kill("SIGTERM");
+      expect(await within(server.exited, 5000, "exit after the second signal")).toBe(1);
+      expect(server.logs.map((l) => l.msg)).toContain("second signal: exiting without finishing the shutdown");
+    } finally {
+      finishRequests();
+      conn.close();
+    }
   });
 
   it("refuses a port in use with one clear line and a non-zero exit", async () => {
