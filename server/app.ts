@@ -5,12 +5,10 @@ import { readFileSync } from "node:fs";
 import type { ServerConfig } from "./config.js";
 import { ServingStatus } from "./core/serving-status.js";
 import type { Logger } from "./observability/logger.js";
-import { createServerMetrics, registerRegistryGauges, type ServerMetrics } from "./observability/metrics.js";
-import { defaultRegistryLimits, type TopologyEvent } from "./core/registry/model.js";
-import { createRegistryService } from "./rpc/registry.js";
-import { startRegistryMaintenance } from "./store/registry-maintenance.js";
-import { RegistryStore } from "./store/registry-store.js";
-import { WatchHub } from "./watch/watch-hub.js";
+import { createServerMetrics, type ServerMetrics } from "./observability/metrics.js";
+import { assembleRegistry } from "./assembly/registry.js";
+import type { AssemblyContext, ServiceModule } from "./assembly/service-module.js";
+import { assembleTracing } from "./assembly/tracing.js";
 import { createHealthService } from "./rpc/health.js";
 import { createReflectionServices } from "./rpc/reflection.js";
 import type { ServiceRegistration } from "./rpc/service-registration.js";
@@ -72,37 +70,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     },
   });
 
-  const registry = new RegistryStore(db, committer, {
-    limits: defaultRegistryLimits({
-      heartbeatTimeoutMs: config.heartbeatTimeoutSeconds * 1000,
-      maxInstancesPerService: config.maxInstancesPerService,
-      deregisterStaleAfterMs: config.deregisterStaleAfterSeconds * 1000,
-      selfPreservationThreshold: config.selfPreservationThreshold,
-    }),
-  });
-  const topologyHub = new WatchHub<TopologyEvent>(registry.log, {
-    progressIntervalMs: config.watchProgressSeconds * 1000,
-    queueSize: config.watchQueueSize,
-  });
-  registry.onChange((change) => topologyHub.notify(change));
-  registerRegistryGauges(metrics.registry, {
-    instances: () => registry.state.size,
-    selfPreservation: () => registry.state.selfPreservation,
-    revision: () => registry.log.currentRevision,
-    watchers: () => topologyHub.watcherCount,
-    unsyncedWatchers: () => topologyHub.unsyncedCount,
-  });
-  const maintenance = startRegistryMaintenance(registry, {
-    reapIntervalMs: config.reapIntervalSeconds * 1000,
-    compactIntervalMs: config.compactIntervalSeconds * 1000,
-    keepChanges: config.historyChanges,
-    keepAgeMs: config.historySeconds * 1000,
-    logger,
-  });
-
-  const domain: ServiceRegistration[] = [
-    createRegistryService(registry, topologyHub, { snapshotChunkBytes: Math.floor(config.maxMessageBytes / 2) }),
-  ];
+  const context: AssemblyContext = { config, db, committer, metrics, logger };
+  const modules: ServiceModule[] = [assembleRegistry(context), assembleTracing(context)];
+  const domain = modules.flatMap((module) => module.registrations);
+  const stopModules = (): void => {
+    for (const module of modules) module.stop();
+  };
   const serving = new ServingStatus();
   const health = createHealthService(serving);
   const served: DescService[] = [...domain.map((r) => r.service), health.service];
@@ -123,10 +96,13 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   });
   const http = createHttpServer({
     registrations: instrumented,
-    routes: createProbeRoutes({
-      metrics: metrics.registry,
-      ready: () => (shutdownController.signal.aborted ? "shutting down" : pingDatabase(db) ? undefined : "database does not answer"),
-    }),
+    routes: new Map([
+      ...createProbeRoutes({
+        metrics: metrics.registry,
+        ready: () => (shutdownController.signal.aborted ? "shutting down" : pingDatabase(db) ? undefined : "database does not answer"),
+      }),
+      ...modules.flatMap((module) => [...module.routes]),
+    ]),
     maxMessageBytes: config.maxMessageBytes,
     shutdownSignal: shutdownController.signal,
     ...(tls !== undefined ? { tls } : {}),
@@ -138,8 +114,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     grpcPort = await bindGrpc(grpc, config.listen, tls);
     httpPort = await listenHttp(http, config.httpListen);
   } catch (error) {
-    maintenance.stop();
-    topologyHub.close();
+    stopModules();
     grpc.forceShutdown();
     http.server.close();
     committer.close();
@@ -160,8 +135,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     await new Promise((resolve) => setImmediate(resolve));
     logger.info("shutdown: refusing new calls, ending open streams with UNAVAILABLE");
     shutdownController.abort();
-    maintenance.stop();
-    topologyHub.close();
+    stopModules();
     await Promise.all([closeGrpc(grpc, deadline, logger), http.close(deadline)]);
     logger.info("shutdown: in-flight calls done; flushing pending commits");
     committer.close();

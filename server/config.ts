@@ -36,6 +36,18 @@ export interface ServerConfig {
   readonly compactIntervalSeconds: number;
   /** Watches: changes queued per watcher before it falls back to catching up from the event log. */
   readonly watchQueueSize: number;
+  /** Tracing: spans one trace may hold. */
+  readonly maxSpansPerTrace: number;
+  /** Tracing: seconds after its first span before a trace expires and is pruned. */
+  readonly traceTtlSeconds: number;
+  /** Tracing: a trace lasting longer than this (ms) is anomalous. */
+  readonly anomalyThresholdMs: number;
+  /** Tracing: a trace with at least this many error spans is anomalous; 0 = off. */
+  readonly anomalyMinErrors: number;
+  /** Tracing: default latency SLOs (ms) by service for the SLO report. */
+  readonly serviceSlosMs: Readonly<Record<string, number>>;
+  /** Tracing: seconds between background pruning passes. */
+  readonly pruneIntervalSeconds: number;
 }
 
 /** Levels accepted by `--log-level`. */
@@ -76,6 +88,22 @@ function number(min: number, max: number, integer: boolean) {
 }
 
 /**
+ * Parses `service=ms,service=ms` (e.g. `discovery=15,mirror=5`) into SLOs;
+ * an empty text gives none.
+ */
+export function parseServiceSlos(value: string, name: string): Record<string, number> {
+  const slos: Record<string, number> = {};
+  for (const entry of value.split(",").map((part) => part.trim()).filter((part) => part !== "")) {
+    const match = /^([A-Za-z0-9._-]{1,63})=([0-9]+(?:\.[0-9]+)?)$/.exec(entry);
+    if (match === null || Number(match[2]) <= 0) {
+      throw new ConfigError(`${name} must be service=ms pairs separated by commas with ms > 0, got "${entry}"`);
+    }
+    slos[match[1]!] = Number(match[2]);
+  }
+  return slos;
+}
+
+/**
  * Checks a `host:port` listen address (IPv6 hosts in brackets, port 0..65535).
  */
 export function parseListenAddress(value: string, name: string): string {
@@ -109,6 +137,12 @@ export const configOptions: readonly ConfigOption[] = [
   { key: "historySeconds", flag: "history-age", env: "LATTICEFORGE_HISTORY_AGE", defaultValue: "3600", description: "watches: older changes are compacted once also older than this many seconds", parse: number(0, 31_536_000, false) },
   { key: "compactIntervalSeconds", flag: "compact-interval", env: "LATTICEFORGE_COMPACT_INTERVAL", defaultValue: "60", description: "watches: seconds between event-log compactions", parse: number(0.01, 86_400, false) },
   { key: "watchQueueSize", flag: "watch-queue-size", env: "LATTICEFORGE_WATCH_QUEUE_SIZE", defaultValue: "1024", description: "watches: changes queued per watcher before a slow watcher falls back to catching up from the event log (bounds memory per watcher)", parse: number(1, 1_000_000, true) },
+  { key: "maxSpansPerTrace", flag: "max-spans-per-trace", env: "LATTICEFORGE_MAX_SPANS_PER_TRACE", defaultValue: "500", description: "tracing: spans one trace may hold; further spans are dropped (Ingest: RESOURCE_EXHAUSTED)", parse: number(1, 1_000_000, true) },
+  { key: "traceTtlSeconds", flag: "trace-ttl", env: "LATTICEFORGE_TRACE_TTL", defaultValue: "3600", description: "tracing: seconds after its first span before a trace expires (no more spans) and is pruned", parse: number(1, 31_536_000, false) },
+  { key: "anomalyThresholdMs", flag: "anomaly-threshold", env: "LATTICEFORGE_ANOMALY_THRESHOLD", defaultValue: "1000", description: "tracing: milliseconds of total duration over which a trace is anomalous", parse: number(0, 86_400_000, false) },
+  { key: "anomalyMinErrors", flag: "anomaly-min-errors", env: "LATTICEFORGE_ANOMALY_MIN_ERRORS", defaultValue: "0", description: "tracing: a trace with at least this many ERROR/TIMEOUT spans is anomalous too (0 = off)", parse: number(0, 1_000_000, true) },
+  { key: "serviceSlosMs", flag: "service-slos", env: "LATTICEFORGE_SERVICE_SLOS", defaultValue: "discovery=15,mirror=5,tracing=25", description: "tracing: default latency SLOs (ms) of the SLO report, as service=ms pairs", parse: parseServiceSlos },
+  { key: "pruneIntervalSeconds", flag: "prune-interval", env: "LATTICEFORGE_PRUNE_INTERVAL", defaultValue: "10", description: "tracing: seconds between background passes removing expired traces", parse: number(0.01, 86_400, false) },
 ];
 
 /**

@@ -1,4 +1,4 @@
-import { Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { RpcMetrics } from "./rpc-metrics.js";
 
 /**
@@ -55,21 +55,66 @@ export interface RegistryGaugeSource {
  * watchers (all, and those catching up from the event log).
  */
 export function registerRegistryGauges(registry: Registry, source: RegistryGaugeSource): void {
-  const gauge = (name: string, help: string, read: () => number): void => {
-    new Gauge({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        this.set(read());
-      },
-    });
-  };
-  gauge("latticeforge_registry_instances", "Registered instances.", source.instances);
-  gauge("latticeforge_registry_self_preservation", "1 while self-preservation holds back stale evictions.", () =>
+  scrapedGauge(registry, "latticeforge_registry_instances", "Registered instances.", source.instances);
+  scrapedGauge(registry, "latticeforge_registry_self_preservation", "1 while self-preservation holds back stale evictions.", () =>
     source.selfPreservation() ? 1 : 0,
   );
-  gauge("latticeforge_registry_revision", "Current topology revision.", source.revision);
-  gauge("latticeforge_topology_watchers", "Open WatchTopology streams.", source.watchers);
-  gauge("latticeforge_topology_unsynced_watchers", "WatchTopology streams catching up from the event log.", source.unsyncedWatchers);
+  scrapedGauge(registry, "latticeforge_registry_revision", "Current topology revision.", source.revision);
+  scrapedGauge(registry, "latticeforge_topology_watchers", "Open WatchTopology streams.", source.watchers);
+  scrapedGauge(registry, "latticeforge_topology_unsynced_watchers", "WatchTopology streams catching up from the event log.", source.unsyncedWatchers);
+}
+
+/** What the trace collector's metrics read at scrape time. */
+export interface TracingMetricsSource {
+  /** Spans by ingest outcome since the process started. */
+  readonly spans: () => { readonly ingested: number; readonly duplicates: number; readonly dropped: number };
+  /** Traces removed by pruning since the process started. */
+  readonly prunedTraces: () => number;
+  readonly anomalyRevision: () => number;
+  readonly watchers: () => number;
+  readonly unsyncedWatchers: () => number;
+}
+
+/**
+ * Registers the trace collector's metrics, read at scrape time: spans by
+ * ingest outcome, pruned traces, the anomaly revision and anomaly watchers.
+ */
+export function registerTracingMetrics(registry: Registry, source: TracingMetricsSource): void {
+  new Counter({
+    name: "latticeforge_tracing_spans_total",
+    help: "Spans received by ingest outcome: ingested, duplicate, or dropped (trace full or expired).",
+    labelNames: ["outcome"],
+    registers: [registry],
+    collect() {
+      const { ingested, duplicates, dropped } = source.spans();
+      this.reset();
+      this.inc({ outcome: "ingested" }, ingested);
+      this.inc({ outcome: "duplicate" }, duplicates);
+      this.inc({ outcome: "dropped" }, dropped);
+    },
+  });
+  new Counter({
+    name: "latticeforge_tracing_pruned_traces_total",
+    help: "Expired traces removed with their spans.",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(source.prunedTraces());
+    },
+  });
+  scrapedGauge(registry, "latticeforge_tracing_anomaly_revision", "Current anomaly revision.", source.anomalyRevision);
+  scrapedGauge(registry, "latticeforge_anomaly_watchers", "Open WatchAnomalies streams.", source.watchers);
+  scrapedGauge(registry, "latticeforge_anomaly_unsynced_watchers", "WatchAnomalies streams catching up from the event log.", source.unsyncedWatchers);
+}
+
+/** A gauge whose value is read at scrape time. */
+function scrapedGauge(registry: Registry, name: string, help: string, read: () => number): void {
+  new Gauge({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      this.set(read());
+    },
+  });
 }

@@ -20,10 +20,10 @@ import {
   validateServiceName,
 } from "../core/registry/validation.js";
 import type { RegistryStore } from "../store/registry-store.js";
-import type { RevisionedChange } from "../store/revision-log.js";
 import type { WatchHub } from "../watch/watch-hub.js";
 import { shareEncoding } from "../../client/grpc-definition.js";
 import { healthInput, instanceInput, renderEvent, renderInstance } from "./registry-mapping.js";
+import { createChangeRenderer } from "./change-renderer.js";
 import { registerService, type ServiceRegistration } from "./service-registration.js";
 
 /** Most instances one BulkRegister may carry. */
@@ -60,7 +60,14 @@ export function createRegistryService(
   options: RegistryServiceOptions,
 ): ServiceRegistration {
   const { state } = store;
-  const renderChange = createChangeRenderer();
+  const renderChange = createChangeRenderer<TopologyEvent, WatchTopologyResponse>((change, matches) =>
+    create(WatchTopologyResponseSchema, {
+      message: {
+        case: "change",
+        value: { revision: BigInt(change.revision), events: change.events.filter(matches).map(renderEvent) },
+      },
+    }),
+  );
   const resolveAnswers = new ResolveAnswerCache();
   return registerService(RegistryService, {
     async register(request) {
@@ -237,33 +244,6 @@ export function createRegistryService(
       }
     },
   });
-}
-
-/**
- * Renders a change for a watcher's filter, once per (change, filter): every
- * watcher with the same filter gets the same message object, which the
- * transport encodes once (see client/grpc-definition.ts).
- */
-function createChangeRenderer() {
-  const cache = new WeakMap<RevisionedChange<TopologyEvent>, Map<string, WatchTopologyResponse>>();
-  return (change: RevisionedChange<TopologyEvent>, filterKey: string, matches: (event: TopologyEvent) => boolean) => {
-    let byFilter = cache.get(change);
-    if (byFilter === undefined) {
-      byFilter = new Map();
-      cache.set(change, byFilter);
-    }
-    let message = byFilter.get(filterKey);
-    if (message === undefined) {
-      message = create(WatchTopologyResponseSchema, {
-        message: {
-          case: "change",
-          value: { revision: BigInt(change.revision), events: change.events.filter(matches).map(renderEvent) },
-        },
-      });
-      byFilter.set(filterKey, message);
-    }
-    return message;
-  };
 }
 
 /** Most distinct Resolve queries whose answers are kept. */

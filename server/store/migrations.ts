@@ -1,6 +1,6 @@
 import type { Migration } from "./database.js";
 import { registrySchema } from "./registry-store.js";
-import { tracingSchema } from "./tracing-store.js";
+import { anomalyLogSchema, tracingSchema } from "./tracing-store.js";
 
 /**
  * The project's schema history, applied in order and recorded in
@@ -17,5 +17,10 @@ export const migrations: readonly Migration[] = [
     version: 2,
     description: "trace collector spans and per-trace rows",
     up: (db) => db.exec(tracingSchema),
+  },
+  {
+    version: 3,
+    description: "trace anomaly revision log",
+    up: (db) => db.exec(anomalyLogSchema),
   },
 ];

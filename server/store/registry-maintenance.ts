@@ -1,4 +1,5 @@
 import type { Logger } from "../observability/logger.js";
+import { runPeriodically, type PeriodicTask } from "./periodic-task.js";
 import type { RegistryStore } from "./registry-store.js";
 
 /** Periods and retention for {@link startRegistryMaintenance}. */
@@ -14,50 +15,41 @@ export interface RegistryMaintenanceOptions {
 /**
  * The registry's background work: a staleness pass every `reapIntervalMs`
  * (marking stale, evicting long-stale instances unless self-preservation
- * holds) and revision-log compaction. Passes never overlap; a failed pass is
- * logged and the next one runs on schedule.
+ * holds) and revision-log compaction, each a {@link runPeriodically} task.
  *
- * @returns stop, which cancels the timers (an in-flight pass still completes)
+ * @returns the tasks as one: stop cancels both timers
  */
-export function startRegistryMaintenance(store: RegistryStore, options: RegistryMaintenanceOptions): { stop(): void } {
+export function startRegistryMaintenance(store: RegistryStore, options: RegistryMaintenanceOptions): PeriodicTask {
   const { logger } = options;
-  let reaping = false;
   let preserving = store.state.selfPreservation;
-  const reap = (): void => {
-    if (reaping) return;
-    reaping = true;
-    store
-      .reap()
-      .then(({ result, revision }) => {
-        if (result.selfPreservation !== preserving) {
-          preserving = result.selfPreservation;
-          if (preserving) {
-            logger.warn("registry: self-preservation engaged: too many instances went stale at once; evicting none until heartbeats recover");
-          } else logger.info("registry: self-preservation released: heartbeats recovered");
-        }
-        if (result.evicted > 0) logger.info({ evicted: result.evicted, revision }, "registry: evicted stale instances");
-      })
-      .catch((error: unknown) => logger.error({ err: error }, "registry: staleness pass failed"))
-      .finally(() => {
-        reaping = false;
-      });
-  };
-  const compact = (): void => {
-    store
-      .compact(options.keepChanges, options.keepAgeMs)
-      .then((removed) => {
-        if (removed > 0) logger.debug({ removed }, "registry: topology history compacted");
-      })
-      .catch((error: unknown) => logger.error({ err: error }, "registry: topology history compaction failed"));
-  };
-  const reapTimer = setInterval(reap, options.reapIntervalMs);
-  const compactTimer = setInterval(compact, options.compactIntervalMs);
-  reapTimer.unref();
-  compactTimer.unref();
+  const reap = runPeriodically(
+    "registry: staleness pass",
+    options.reapIntervalMs,
+    async () => {
+      const { result, revision } = await store.reap();
+      if (result.selfPreservation !== preserving) {
+        preserving = result.selfPreservation;
+        if (preserving) {
+          logger.warn("registry: self-preservation engaged: too many instances went stale at once; evicting none until heartbeats recover");
+        } else logger.info("registry: self-preservation released: heartbeats recovered");
+      }
+      if (result.evicted > 0) logger.info({ evicted: result.evicted, revision }, "registry: evicted stale instances");
+    },
+    logger,
+  );
+  const compact = runPeriodically(
+    "registry: topology history compaction",
+    options.compactIntervalMs,
+    async () => {
+      const removed = await store.compact(options.keepChanges, options.keepAgeMs);
+      if (removed > 0) logger.debug({ removed }, "registry: topology history compacted");
+    },
+    logger,
+  );
   return {
     stop() {
-      clearInterval(reapTimer);
-      clearInterval(compactTimer);
+      reap.stop();
+      compact.stop();
     },
   };
 }

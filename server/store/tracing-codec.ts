@@ -1,8 +1,11 @@
 /**
  * Row encoding of spans for the tracing store: kinds and statuses as small
  * integers, tags and logs as one compact JSON text (NULL when both are
- * empty, the common case, so most rows carry no JSON at all).
+ * empty, the common case, so most rows carry no JSON at all). Also the
+ * anomaly log's event encoding.
  */
+import type { AnomalyEvent } from "../core/tracing/anomalies.js";
+import type { RevisionLogCodec } from "./revision-log.js";
 import { spanKinds, spanStatuses, type Span, type SpanKind, type SpanLog, type SpanStatus } from "../core/tracing/model.js";
 
 /** A `spans` row as read with safe integers (every INTEGER column is a bigint). */
@@ -81,3 +84,20 @@ export function spanFromRow(traceId: string, row: SpanRow): Span {
     logs,
   };
 }
+
+/**
+ * Anomaly log events as JSON, with the one bigint (`totalDurationNs`) as
+ * decimal text; decoding gives back an equal event.
+ */
+export const anomalyEventCodec: RevisionLogCodec<AnomalyEvent> = {
+  encode: (event) =>
+    Buffer.from(
+      JSON.stringify(event, (key, value: unknown) => (key === "totalDurationNs" ? String(value) : value)),
+    ),
+  decode: (bytes) => {
+    const event = JSON.parse(Buffer.from(bytes).toString("utf8")) as AnomalyEvent & {
+      anomaly: { totalDurationNs: string };
+    };
+    return { ...event, anomaly: { ...event.anomaly, totalDurationNs: BigInt(event.anomaly.totalDurationNs) } };
+  },
+};

@@ -45,6 +45,15 @@ export const tracingQueries = {
   deleteSpans: "DELETE FROM spans WHERE trace_key = ?",
   /** (trace_key). */
   deleteTrace: "DELETE FROM traces WHERE trace_key = ?",
+  /**
+   * () → distinct service names, ascending: a skip-scan of `spans_by_service`
+   * (one index seek per service, not a read of every span).
+   */
+  serviceNames: `WITH RECURSIVE names(service) AS (
+      SELECT min(service) FROM spans
+      UNION ALL
+      SELECT (SELECT min(service) FROM spans WHERE service > names.service) FROM names WHERE names.service IS NOT NULL
+    ) SELECT service FROM names WHERE service IS NOT NULL`,
   /** (child service, since_ns) → calls into the service by parent service. */
   dependencyCalls: `SELECT p.service AS parentService, c.service AS childService, count(*) AS callCount
     FROM spans c JOIN spans p ON p.trace_key = c.trace_key AND p.span_id = c.parent_span_id

@@ -1,10 +1,20 @@
+import {
+  anomalyEventOf,
+  anomalyRules,
+  anomalyTransition,
+  detectAnomaly,
+  type AnomalyEvent,
+  type AnomalyRules,
+} from "../core/tracing/anomalies.js";
+import type { ServiceCallCount } from "../core/tracing/dependency-graph.js";
 import type { IngestCounts, IngestDecision, IngestLookup, TraceIngestState } from "../core/tracing/ingest-rules.js";
 import { planIngestBatch } from "../core/tracing/ingest-rules.js";
 import { durationNs, isErrorStatus, msToNs, nsToMs, type CollectorLimits, type Span } from "../core/tracing/model.js";
 import { byStartThenId, compareBigint, compareText } from "../core/tracing/ordering.js";
 import type { SqliteDatabase } from "./database.js";
 import type { GroupCommitter } from "./group-commit.js";
-import { encodeAttrs, kindCode, spanFromRow, statusCode, type SpanRow } from "./tracing-codec.js";
+import { RevisionLog, revisionLogSchema, type RevisionedChange } from "./revision-log.js";
+import { anomalyEventCodec, encodeAttrs, kindCode, spanFromRow, statusCode, type SpanRow } from "./tracing-codec.js";
 import { tracingQueries } from "./tracing-queries.js";
 
 /**
@@ -72,9 +82,15 @@ CREATE UNIQUE INDEX spans_by_trace ON spans (trace_key, span_id);
 CREATE INDEX spans_by_service ON spans (service, start_ns, duration_ns);
 `;
 
+/** The revision-log stream of anomaly events (the WatchAnomalies history). */
+export const anomalyStream = "trace_anomalies";
+
+/** SQL of the anomaly revision log, for migration 3. */
+export const anomalyLogSchema = revisionLogSchema(anomalyStream);
+
 /** Options for {@link TracingStore}. */
 export interface TracingStoreOptions {
-  /** Spans per trace and TTL for the ingest rules. */
+  /** Spans per trace and TTL for the ingest rules; thresholds for anomaly events. */
   readonly limits: CollectorLimits;
   /**
    * Most durations {@link TracingStore.serviceDurationsMs} returns (the most
@@ -120,12 +136,6 @@ export interface IngestBatchResult {
   readonly decisions: readonly IngestDecision[];
 }
 
-/** A parent→child call across services, counted over spans (see {@link TracingStore.dependencyEdges}). */
-export interface DependencyCallCount {
-  readonly parentService: string;
-  readonly childService: string;
-  readonly callCount: number;
-}
 
 /** A `traces` row with its key, as read inside a write (safe integers). */
 interface TraceState {
@@ -175,7 +185,15 @@ interface TraceRow {
 export class TracingStore {
   private readonly limits: CollectorLimits;
   private readonly maxDurationSamples: number;
-  private readonly listeners = new Set<(traces: readonly TraceRecord[]) => void>();
+  private readonly rules: AnomalyRules;
+  private readonly spanTotals = { ingested: 0, duplicates: 0, dropped: 0 };
+  private prunedTotal = 0;
+  private readonly listeners = new Set<(change: RevisionedChange<AnomalyEvent>) => void>();
+  /**
+   * The durable history of anomaly events, appended in the transaction that
+   * ingested the spans which caused them: the WatchAnomalies source.
+   */
+  readonly anomalyLog: RevisionLog<AnomalyEvent>;
   private readonly traceByIdStmt;
   private readonly hasSpanStmt;
   private readonly insertTraceStmt;
@@ -191,6 +209,7 @@ export class TracingStore {
   private readonly deleteSpansStmt;
   private readonly deleteTraceStmt;
   private readonly dependencyStmt;
+  private readonly serviceNamesStmt;
 
   /**
    * @param db the connection with migration 2 applied
@@ -207,6 +226,9 @@ export class TracingStore {
       throw new RangeError(`maxDurationSamples must be a positive integer, got ${maxDurationSamples}`);
     }
     this.limits = limits;
+    this.rules = anomalyRules(limits);
+    this.anomalyLog = new RevisionLog(db, anomalyStream, anomalyEventCodec);
+    committer.onRollback(() => this.anomalyLog.reload());
     this.maxDurationSamples = maxDurationSamples;
     const q = tracingQueries;
     this.traceByIdStmt = db.prepare(q.traceById).safeIntegers(true);
@@ -224,15 +246,16 @@ export class TracingStore {
     this.deleteSpansStmt = db.prepare(q.deleteSpans);
     this.deleteTraceStmt = db.prepare(q.deleteTrace);
     this.dependencyStmt = db.prepare(q.dependencyCalls);
+    this.serviceNamesStmt = db.prepare(q.serviceNames).pluck();
   }
 
   /**
-   * Subscribes to the new state of every trace that gained spans, delivered
-   * after COMMIT in commit order (for the anomaly watch).
+   * Subscribes to committed anomaly changes (one per ingest transaction that
+   * produced anomaly events), delivered after COMMIT in commit order.
    *
    * @returns the idempotent unsubscribe function
    */
-  onTracesChanged(listener: (traces: readonly TraceRecord[]) => void): () => void {
+  onAnomalies(listener: (change: RevisionedChange<AnomalyEvent>) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
@@ -241,7 +264,8 @@ export class TracingStore {
    * Ingests validated spans in one transaction (the seed's `ingest_batch`),
    * deciding each with the core ingest rules: duplicates (against stored
    * spans and earlier spans of the batch) are skipped, spans of full or
-   * expired traces dropped.
+   * expired traces dropped. A trace that becomes anomalous, or whose anomaly
+   * gets worse, gets an event in the anomaly log in the same transaction.
    *
    * @param nowMs the collector's clock; a new trace is first seen then
    * @returns the counts and one decision per span, once the accepted spans
@@ -251,9 +275,12 @@ export class TracingStore {
     return this.committer
       .write(
         () => this.applyBatch(spans, nowMs),
-        ({ changed }) => {
-          if (changed.length === 0) return;
-          for (const listener of this.listeners) listener(changed);
+        ({ counts, anomalies }) => {
+          this.spanTotals.ingested += counts.ingested;
+          this.spanTotals.duplicates += counts.duplicates;
+          this.spanTotals.dropped += counts.dropped;
+          if (anomalies === undefined) return;
+          for (const listener of this.listeners) listener(anomalies);
         },
       )
       .then(({ counts, decisions }) => ({ counts, decisions }));
@@ -268,6 +295,16 @@ export class TracingStore {
   async ingest(span: Span, nowMs: number): Promise<IngestDecision> {
     const { decisions } = await this.ingestBatch([span], nowMs);
     return decisions[0]!;
+  }
+
+  /** Committed spans by ingest outcome since the store was opened. */
+  get spanCounts(): Readonly<IngestCounts> {
+    return { ...this.spanTotals };
+  }
+
+  /** Traces removed by {@link pruneExpired} since the store was opened. */
+  get prunedTraces(): number {
+    return this.prunedTotal;
   }
 
   /** The trace's row, or undefined when no span of it is stored. */
@@ -339,10 +376,12 @@ export class TracingStore {
    * through the group committer, so ingest writes queued meanwhile commit
    * between two pruning batches instead of waiting for the whole pass.
    *
+   * @param batchLimit traces per transaction, default 200
+   *
    * @returns how many traces were removed
    * @throws RangeError when `batchLimit` is not a positive integer
    */
-  async pruneExpired(nowMs: number, ttlMs: number, batchLimit: number): Promise<number> {
+  async pruneExpired(nowMs: number, ttlMs: number, batchLimit = 200): Promise<number> {
     if (!Number.isInteger(batchLimit) || batchLimit < 1) {
       throw new RangeError(`batchLimit must be a positive integer, got ${batchLimit}`);
     }
@@ -358,8 +397,19 @@ export class TracingStore {
         return keys.length;
       });
       removed += count;
+      this.prunedTotal += count;
       if (count < batchLimit) return removed;
     }
+  }
+
+  /** Trims the anomaly log to the retention rule; returns the number of changes removed. */
+  compactAnomalies(keepChanges: number, keepAgeMs: number, nowMs: number): Promise<number> {
+    return this.committer.write(() => this.anomalyLog.compact({ keepChanges, keepAgeMs }, nowMs));
+  }
+
+  /** Every service with stored spans, ascending (one index seek per service). */
+  serviceNames(): string[] {
+    return this.serviceNamesStmt.all() as string[];
   }
 
   /**
@@ -369,11 +419,11 @@ export class TracingStore {
    * `spans_by_service` range plus one `spans_by_trace` lookup per span.
    * Ordered by parent service, then child service.
    */
-  dependencyEdges(services: readonly string[], sinceMs?: number): DependencyCallCount[] {
+  dependencyEdges(services: readonly string[], sinceMs?: number): ServiceCallCount[] {
     const since = sinceMs === undefined ? -(2n ** 63n) : msToNs(sinceMs);
-    const edges: DependencyCallCount[] = [];
+    const edges: ServiceCallCount[] = [];
     for (const service of new Set(services)) {
-      edges.push(...(this.dependencyStmt.all(service, since) as DependencyCallCount[]));
+      edges.push(...(this.dependencyStmt.all(service, since) as ServiceCallCount[]));
     }
     return edges.sort(
       (a, b) => compareText(a.parentService, b.parentService) || compareText(a.childService, b.childService),
@@ -408,9 +458,10 @@ export class TracingStore {
       if (group === undefined) byTrace.set(span.traceId, [span]);
       else group.push(span);
     }
-    const changed: TraceRecord[] = [];
+    const anomalyEvents: AnomalyEvent[] = [];
     for (const [traceId, group] of byTrace) {
       const existing = states.get(traceId) ?? null;
+      const before = existing === null ? undefined : detectAnomaly(toRecord(existing), this.rules);
       const first = group[0]!;
       const state: TraceState = existing ?? {
         key: 0,
@@ -470,9 +521,14 @@ export class TracingStore {
           durationNs(span),
         );
       }
-      changed.push(toRecord(state));
+      const event = anomalyEventOf(anomalyTransition(before, detectAnomaly(toRecord(state), this.rules)), nowMs);
+      if (event !== undefined) anomalyEvents.push(event);
     }
-    return { counts: plan.counts, decisions: plan.decisions, changed };
+    const anomalies =
+      anomalyEvents.length === 0
+        ? undefined
+        : { revision: this.anomalyLog.append(anomalyEvents, nowMs), events: anomalyEvents };
+    return { counts: plan.counts, decisions: plan.decisions, anomalies };
   }
 }
 

@@ -9,7 +9,7 @@
  * spans. A trace without a root yet can be anomalous; its root service and
  * operation are then absent.
  */
-import { msToNs, type CollectorLimits, type TraceSummary } from "./model.js";
+import { msToNs, type CollectorLimits, type Span, type TraceSummary } from "./model.js";
 import { compareBigint, compareText } from "./ordering.js";
 
 /** The thresholds an anomaly decision applies. */
@@ -42,8 +42,9 @@ export interface Anomaly {
  * How a trace's anomaly changed with new spans:
  * - `none`: not anomalous, and not reported before;
  * - `new`: anomalous for the first time — report it;
- * - `worsened`: reported before and now longer, with more errors, or with
- *   a further reason — report an update, not a repeat;
+ * - `worsened`: reported before and now longer, with more errors, with a
+ *   further reason, or with its root newly known (so a watch filtered on
+ *   the root service sees it) — report an update, not a repeat;
  * - `unchanged`: reported before and no worse (an anomaly is never
  *   withdrawn, even should a later decision not hold).
  */
@@ -59,9 +60,18 @@ export function anomalyRules(limits: CollectorLimits): AnomalyRules {
 }
 
 /**
+ * What an anomaly decision reads of a trace: a {@link TraceSummary}, or the
+ * store's per-trace row, which keeps the same figures and the root's names.
+ */
+export type AnomalySubject = Pick<
+  TraceSummary,
+  "traceId" | "spanCount" | "errorCount" | "totalDurationNs" | "totalDurationMs"
+> & { readonly root?: Pick<Span, "serviceName" | "operationName"> };
+
+/**
  * The anomaly `summary` shows under `rules`, or undefined when it shows none.
  */
-export function detectAnomaly(summary: TraceSummary, rules: AnomalyRules): Anomaly | undefined {
+export function detectAnomaly(summary: AnomalySubject, rules: AnomalyRules): Anomaly | undefined {
   const reasons: AnomalyReason[] = [];
   const texts: string[] = [];
   if (summary.totalDurationNs > msToNs(rules.thresholdMs)) {
@@ -100,8 +110,28 @@ function isWorse(current: Anomaly, previous: Anomaly): boolean {
   return (
     current.totalDurationNs > previous.totalDurationNs ||
     current.errorCount > previous.errorCount ||
-    current.reasons.some((reason) => !previous.reasons.includes(reason))
+    current.reasons.some((reason) => !previous.reasons.includes(reason)) ||
+    (previous.rootServiceName === undefined && current.rootServiceName !== undefined)
   );
+}
+
+/** One entry of the anomaly log: a trace's anomaly as reported, news or an update. */
+export interface AnomalyEvent {
+  /** `detected` for a {@link AnomalyTransition} `new`, `updated` for `worsened`. */
+  readonly type: "detected" | "updated";
+  readonly anomaly: Anomaly;
+  /** When the collector recorded it (epoch ms). */
+  readonly detectedAtMs: number;
+}
+
+/**
+ * The event a transition reports, or undefined when it reports none
+ * (`none`, `unchanged`).
+ */
+export function anomalyEventOf(transition: AnomalyTransition, nowMs: number): AnomalyEvent | undefined {
+  if (transition.kind === "new") return { type: "detected", anomaly: transition.anomaly, detectedAtMs: nowMs };
+  if (transition.kind === "worsened") return { type: "updated", anomaly: transition.anomaly, detectedAtMs: nowMs };
+  return undefined;
 }
 
 /**

@@ -34,22 +34,44 @@ export function dependencyGraph(spans: Iterable<Span>): DependencyNode[] {
   const all = [...spans];
   const serviceOf = new Map<string, string>();
   for (const span of all) serviceOf.set(spanKey(span.traceId, span.spanId), span.serviceName);
-  const calls = new Map<string, Map<string, number>>();
+  const calls: ServiceCallCount[] = [];
   for (const span of all) {
     if (span.parentSpanId === undefined) continue;
     const caller = serviceOf.get(spanKey(span.traceId, span.parentSpanId));
     if (caller === undefined || caller === span.serviceName) continue;
-    let downstream = calls.get(caller);
+    calls.push({ parentService: caller, childService: span.serviceName, callCount: 1 });
+  }
+  return graphOfCalls(calls);
+}
+
+/** Calls from one service into another, counted (possibly in several entries). */
+export interface ServiceCallCount {
+  readonly parentService: string;
+  readonly childService: string;
+  readonly callCount: number;
+}
+
+/**
+ * The dependency graph of counted calls (e.g. counted by the store): counts
+ * of the same pair add up; calls within a service count nothing. Every
+ * service at either end of an edge gets a node; nodes and their downstream
+ * lists are ordered by service name.
+ */
+export function graphOfCalls(calls: Iterable<ServiceCallCount>): DependencyNode[] {
+  const graph = new Map<string, Map<string, number>>();
+  for (const { parentService, childService, callCount } of calls) {
+    if (parentService === childService) continue;
+    let downstream = graph.get(parentService);
     if (downstream === undefined) {
       downstream = new Map();
-      calls.set(caller, downstream);
+      graph.set(parentService, downstream);
     }
-    downstream.set(span.serviceName, (downstream.get(span.serviceName) ?? 0) + 1);
-    if (!calls.has(span.serviceName)) calls.set(span.serviceName, new Map());
+    downstream.set(childService, (downstream.get(childService) ?? 0) + callCount);
+    if (!graph.has(childService)) graph.set(childService, new Map());
   }
-  return [...calls.keys()].sort(compareText).map((serviceName) => ({
+  return [...graph.keys()].sort(compareText).map((serviceName) => ({
     serviceName,
-    downstream: [...calls.get(serviceName)!]
+    downstream: [...graph.get(serviceName)!]
       .sort(([a], [b]) => compareText(a, b))
       .map(([callee, callCount]) => ({ serviceName: callee, callCount })),
   }));

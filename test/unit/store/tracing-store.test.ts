@@ -2,11 +2,13 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { AnomalyEvent } from "../../../server/core/tracing/anomalies.js";
 import { defaultCollectorLimits, type CollectorLimits, type Span } from "../../../server/core/tracing/model.js";
 import { closeDatabase, openDatabase, type SqliteDatabase } from "../../../server/store/database.js";
 import { GroupCommitter } from "../../../server/store/group-commit.js";
 import { migrations } from "../../../server/store/migrations.js";
 import { tracingQueries } from "../../../server/store/tracing-queries.js";
+import type { RevisionedChange } from "../../../server/store/revision-log.js";
 import { TracingStore, type TraceRecord } from "../../../server/store/tracing-store.js";
 
 const ms = 1_000_000n;
@@ -244,17 +246,33 @@ describe("TracingStore on :memory:", () => {
     ]);
   });
 
-  it("tells listeners the new state of each trace after commit", async () => {
-    const seen: TraceRecord[][] = [];
-    const off = store.onTracesChanged((traces) => seen.push([...traces]));
-    await store.ingestBatch([span(1, 1), span(2, 1), span(1, 1)], 0);
-    await store.ingestBatch([span(1, 1)], 0);
+  it("logs an anomaly once per trace, in the ingest transaction, and tells listeners after commit", async () => {
+    const changes: RevisionedChange<AnomalyEvent>[] = [];
+    const off = store.onAnomalies((change) => changes.push(change));
+    // Trace 1: a 2 s span (anomalous at the 1000 ms default); trace 2: a short one.
+    await store.ingestBatch([span(1, 1, { durMs: 2000 }), span(2, 1, { durMs: 5 })], 10);
+    // The same again (duplicates) and a span no longer than the trace: nothing new.
+    await store.ingestBatch([span(1, 1, { durMs: 2000 }), span(1, 2, { parentSpanId: spanId(1), durMs: 10 })], 11);
+    // Trace 1 grows: an update, not a repeat.
+    await store.ingestBatch([span(1, 3, { parentSpanId: spanId(1), startMs: 1500, durMs: 1000 })], 12);
     off();
-    await store.ingestBatch([span(3, 1)], 0);
-    expect(seen).toHaveLength(1);
-    expect(seen[0]?.map((r) => [r.traceId, r.spanCount])).toEqual([
-      [traceId(1), 1],
-      [traceId(2), 1],
+    expect(changes.map((c) => [c.revision, c.events.map((e) => [e.type, e.anomaly.traceId, e.anomaly.totalDurationMs])])).toEqual([
+      [1, [["detected", traceId(1), 2000]]],
+      [2, [["updated", traceId(1), 2500]]],
+    ]);
+    expect(store.anomalyLog.currentRevision).toBe(2);
+    expect(store.anomalyLog.readAfter(0, 10)).toEqual(changes);
+  });
+
+  it("keeps the anomaly log's revision on a rolled-back batch", async () => {
+    await store.ingestBatch([span(1, 1, { durMs: 2000 })], 0);
+    db.exec("CREATE TRIGGER fail_insert BEFORE INSERT ON spans BEGIN SELECT RAISE(ABORT, 'disk full'); END");
+    await expect(store.ingestBatch([span(2, 1, { durMs: 3000 })], 0)).rejects.toThrow(/disk full/);
+    db.exec("DROP TRIGGER fail_insert");
+    expect(store.anomalyLog.currentRevision).toBe(1);
+    await store.ingestBatch([span(3, 1, { durMs: 3000 })], 0);
+    expect(store.anomalyLog.readAfter(1, 10).map((c) => [c.revision, c.events[0]?.anomaly.traceId])).toEqual([
+      [2, traceId(3)],
     ]);
   });
 
@@ -272,6 +290,11 @@ describe("TracingStore on :memory:", () => {
     await store.ingestBatch(spans, 0);
   }
 
+  it("lists the services with spans, ascending", async () => {
+    await populate();
+    expect(store.serviceNames()).toEqual(["svc0", "svc1", "svc2"]);
+  });
+
   it.each([
     ["traceById", ["a"], /SEARCH traces USING INDEX sqlite_autoindex_traces_1 \(trace_id=\?\)/],
     ["hasSpan", [1, "a"], /SEARCH spans USING COVERING INDEX spans_by_trace \(trace_key=\? AND span_id=\?\)/],
@@ -283,6 +306,7 @@ describe("TracingStore on :memory:", () => {
     ["incompleteTraces", [5], /SCAN traces USING INDEX traces_without_root/],
     ["expiredTraces", [0, 5], /SEARCH traces USING COVERING INDEX traces_by_first_seen \(first_seen_ms<\?\)/],
     ["deleteSpans", [1], /SEARCH spans USING (COVERING )?INDEX spans_by_trace \(trace_key=\?\)/],
+    ["serviceNames", [], /SEARCH spans USING COVERING INDEX spans_by_service/],
     ["dependencyCalls", ["svc1", 0], /SEARCH c USING INDEX spans_by_service[^\n]*\n(.*\n)*SEARCH p USING INDEX spans_by_trace \(trace_key=\? AND span_id=\?\)/],
   ] as const)("plans %s through its index, never a full scan, before and after ANALYZE", async (name, params, expected) => {
     await populate();

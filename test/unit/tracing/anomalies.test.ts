@@ -1,11 +1,14 @@
 import { describe, expect, it } from "vitest";
 import {
+  anomalyEventOf,
   anomalyRules,
   anomalyTransition,
   bySlowestTrace,
   detectAnomaly,
   type Anomaly,
+  type AnomalyEvent,
   type AnomalyRules,
+  type AnomalyTransition,
 } from "../../../server/core/tracing/anomalies.js";
 import { summarizeTrace } from "../../../server/core/tracing/assembly.js";
 import { defaultCollectorLimits, type TraceSummary } from "../../../server/core/tracing/model.js";
@@ -91,6 +94,26 @@ describe("anomalyTransition: a late span that makes a known anomaly worse update
     ["no longer anomalous under new rules: unchanged, never withdrawn", known, undefined, "unchanged"],
   ])("%s", (_, previous, current, kind) => {
     expect(anomalyTransition(previous, current).kind).toBe(kind);
+  });
+
+  it("a root arriving for an anomaly reported without one: worsened, so root-service filters see it", () => {
+    const rootless = detectAnomaly(summary({ id: "a", parent: "gone", start: 0, end: 2000 }), rules)!;
+    const { rootServiceName: _service, rootOperationName: _operation, ...withoutRoot } = known;
+    expect(anomalyTransition(rootless, rootless).kind).toBe("unchanged");
+    expect(anomalyTransition({ ...withoutRoot, totalDurationNs: known.totalDurationNs }, known).kind).toBe("worsened");
+  });
+
+  it.each<[string, AnomalyTransition, AnomalyEvent | undefined]>([
+    ["new → detected", { kind: "new", anomaly: known }, { type: "detected", anomaly: known, detectedAtMs: 7 }],
+    [
+      "worsened → updated",
+      { kind: "worsened", anomaly: known, previous: known },
+      { type: "updated", anomaly: known, detectedAtMs: 7 },
+    ],
+    ["unchanged → no event", { kind: "unchanged", previous: known }, undefined],
+    ["none → no event", { kind: "none" }, undefined],
+  ])("anomalyEventOf: %s", (_, transition, event) => {
+    expect(anomalyEventOf(transition, 7)).toEqual(event);
   });
 
   it("carries the new and the previous anomaly on worsened", () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { dependencyGraph, type DependencyNode } from "../../../server/core/tracing/dependency-graph.js";
+import { dependencyGraph, graphOfCalls, type DependencyNode } from "../../../server/core/tracing/dependency-graph.js";
 import { spans, type SpanSpec } from "./builders.js";
 
 /** The graph as `caller → callee×count` strings. */
@@ -80,5 +80,32 @@ describe("dependencyGraph", () => {
       yield* spans({ id: "r", start: 0, end: 9, service: "a" }, { id: "c", parent: "r", start: 1, end: 2, service: "b" });
     }
     expect(edges(dependencyGraph(generate()))).toEqual(["a → b×1", "b (leaf)"]);
+  });
+});
+
+describe("graphOfCalls", () => {
+  it("adds up counts of a pair, ignores calls within a service, and gives every endpoint a node", () => {
+    expect(
+      graphOfCalls([
+        { parentService: "gateway", childService: "orders", callCount: 2 },
+        { parentService: "orders", childService: "orders", callCount: 5 },
+        { parentService: "gateway", childService: "orders", callCount: 3 },
+        { parentService: "gateway", childService: "auth", callCount: 1 },
+      ]),
+    ).toEqual([
+      { serviceName: "auth", downstream: [] },
+      {
+        serviceName: "gateway",
+        downstream: [
+          { serviceName: "auth", callCount: 1 },
+          { serviceName: "orders", callCount: 5 },
+        ],
+      },
+      { serviceName: "orders", downstream: [] },
+    ]);
+  });
+
+  it("gives no nodes for no calls", () => {
+    expect(graphOfCalls([])).toEqual([]);
   });
 });

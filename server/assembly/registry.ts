@@ -1,0 +1,52 @@
+import { defaultRegistryLimits, type TopologyEvent } from "../core/registry/model.js";
+import { registerRegistryGauges } from "../observability/metrics.js";
+import { createRegistryService } from "../rpc/registry.js";
+import { startRegistryMaintenance } from "../store/registry-maintenance.js";
+import { RegistryStore } from "../store/registry-store.js";
+import { WatchHub } from "../watch/watch-hub.js";
+import type { AssemblyContext, ServiceModule } from "./service-module.js";
+
+/**
+ * The Registry service: its store (instances in memory, persisted with the
+ * topology revision log), the topology watch hub, gauges, and the reaper and
+ * compaction passes.
+ */
+export function assembleRegistry({ config, db, committer, metrics, logger }: AssemblyContext): ServiceModule {
+  const store = new RegistryStore(db, committer, {
+    limits: defaultRegistryLimits({
+      heartbeatTimeoutMs: config.heartbeatTimeoutSeconds * 1000,
+      maxInstancesPerService: config.maxInstancesPerService,
+      deregisterStaleAfterMs: config.deregisterStaleAfterSeconds * 1000,
+      selfPreservationThreshold: config.selfPreservationThreshold,
+    }),
+  });
+  const hub = new WatchHub<TopologyEvent>(store.log, {
+    progressIntervalMs: config.watchProgressSeconds * 1000,
+    queueSize: config.watchQueueSize,
+  });
+  store.onChange((change) => hub.notify(change));
+  registerRegistryGauges(metrics.registry, {
+    instances: () => store.state.size,
+    selfPreservation: () => store.state.selfPreservation,
+    revision: () => store.log.currentRevision,
+    watchers: () => hub.watcherCount,
+    unsyncedWatchers: () => hub.unsyncedCount,
+  });
+  const maintenance = startRegistryMaintenance(store, {
+    reapIntervalMs: config.reapIntervalSeconds * 1000,
+    compactIntervalMs: config.compactIntervalSeconds * 1000,
+    keepChanges: config.historyChanges,
+    keepAgeMs: config.historySeconds * 1000,
+    logger,
+  });
+  return {
+    registrations: [
+      createRegistryService(store, hub, { snapshotChunkBytes: Math.floor(config.maxMessageBytes / 2) }),
+    ],
+    routes: new Map(),
+    stop() {
+      maintenance.stop();
+      hub.close();
+    },
+  };
+}

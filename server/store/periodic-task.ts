@@ -1,0 +1,33 @@
+import type { Logger } from "../observability/logger.js";
+
+/** A background pass started by {@link runPeriodically}. */
+export interface PeriodicTask {
+  /** Cancels the timer; a pass already running still completes. Idempotent. */
+  stop(): void;
+}
+
+/**
+ * Runs `pass` every `intervalMs` on an unref'd timer (it never keeps the
+ * process alive). Passes never overlap: a tick that finds the previous pass
+ * still running is skipped. A failed pass is logged as `<name> failed` and
+ * the next one runs on schedule.
+ */
+export function runPeriodically(
+  name: string,
+  intervalMs: number,
+  pass: () => Promise<void>,
+  logger: Logger,
+): PeriodicTask {
+  let running = false;
+  const timer = setInterval(() => {
+    if (running) return;
+    running = true;
+    pass()
+      .catch((error: unknown) => logger.error({ err: error }, `${name} failed`))
+      .finally(() => {
+        running = false;
+      });
+  }, intervalMs);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
+}
