@@ -3,6 +3,7 @@ import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { Logger } from "../observability/logger.js";
 import type { ServerMetrics } from "../observability/metrics.js";
 import type { ServiceRegistration } from "../rpc/service-registration.js";
+import { extractTraceContext } from "../../client/trace-context.js";
 import { peerKey } from "./call-context.js";
 import { toConnectError } from "./error-mapping.js";
 
@@ -75,16 +76,33 @@ function methodObserver(method: DescMethod, { metrics, logger }: InstrumentOptio
       stats.finish(code === 0 ? "OK" : Code[code], elapsed);
       if (error === undefined) {
         if (logger.isLevelEnabled("debug")) {
-          logger.debug({ method: path, code: "OK", ms: elapsed * 1000, peer: ctx.values.get(peerKey) }, "rpc");
+          logger.debug({ method: path, code: "OK", ms: elapsed * 1000, peer: ctx.values.get(peerKey), ...traceFields(ctx) }, "rpc");
         }
         return;
       }
-      const fields = { method: path, code: Code[code], ms: elapsed * 1000, peer: ctx.values.get(peerKey) };
+      const fields = { method: path, code: Code[code], ms: elapsed * 1000, peer: ctx.values.get(peerKey), ...traceFields(ctx) };
       if (cause !== undefined) logger.error({ ...fields, err: cause }, "rpc failed: handler error");
       else if (code === Code.Canceled || code === Code.DeadlineExceeded || code === Code.Unavailable) {
         logger.debug({ ...fields, msg: error.rawMessage }, "rpc ended");
       } else logger.warn({ ...fields, error: error.rawMessage }, "rpc failed");
     },
+  };
+}
+
+/**
+ * The caller's W3C trace context as log fields (`trace_id`, `span_id`,
+ * `trace_flags`, as OpenTelemetry's log data model names them), so a log
+ * line can be joined with the caller's trace; none when the call carries no
+ * valid `traceparent`. Only read when a line is logged: reading headers is
+ * what makes the grpc-js context build them.
+ */
+function traceFields(ctx: HandlerContext): { trace_id?: string; span_id?: string; trace_flags?: string } {
+  const context = extractTraceContext(ctx.requestHeader);
+  if (context === undefined) return {};
+  return {
+    trace_id: context.traceId,
+    span_id: context.parentId,
+    trace_flags: context.traceFlags.toString(16).padStart(2, "0"),
   };
 }
 
