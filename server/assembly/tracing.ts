@@ -1,15 +1,19 @@
 import type { AnomalyEvent } from "../core/tracing/anomalies.js";
 import { defaultCollectorLimits } from "../core/tracing/model.js";
 import { registerTracingMetrics } from "../observability/metrics.js";
+import { createOtlpTraceService } from "../rpc/otlp-trace.js";
 import { createTracingService } from "../rpc/tracing.js";
 import { startTracingMaintenance } from "../store/tracing-maintenance.js";
 import { TracingStore } from "../store/tracing-store.js";
+import { createOtlpHttpRoutes } from "../transport/otlp-http.js";
 import { WatchHub } from "../watch/watch-hub.js";
 import type { AssemblyContext, ServiceModule } from "./service-module.js";
 
 /**
- * The TraceCollector service: its span store with the anomaly revision log,
- * the anomaly watch hub, metrics, and the pruning and compaction passes.
+ * The TraceCollector service and OTLP trace ingestion (gRPC
+ * `TraceService/Export` and OTLP/HTTP `POST /v1/traces`) over one span
+ * store with the anomaly revision log, the anomaly watch hub, metrics, and
+ * the pruning and compaction passes.
  */
 export function assembleTracing({ config, db, committer, metrics, logger }: AssemblyContext): ServiceModule {
   const now = Date.now;
@@ -43,8 +47,8 @@ export function assembleTracing({ config, db, committer, metrics, logger }: Asse
     logger,
   });
   return {
-    registrations: [createTracingService({ store, hub, limits, now })],
-    routes: new Map(),
+    registrations: [createTracingService({ store, hub, limits, now }), createOtlpTraceService({ store, now })],
+    routes: createOtlpHttpRoutes({ store, now, maxBodyBytes: config.maxMessageBytes, logger }),
     stop() {
       maintenance.stop();
       hub.close();

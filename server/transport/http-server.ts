@@ -8,7 +8,7 @@ import type { ServiceRegistration } from "../rpc/service-registration.js";
 import { peerKey } from "./call-context.js";
 import type { TlsMaterial } from "./grpc-server.js";
 
-/** A request handler for plain HTTP routes on the HTTP port (probes, metrics, later OTLP/HTTP). */
+/** A request handler for plain HTTP routes on the HTTP port (probes, metrics, OTLP/HTTP). */
 export type HttpRoute = (
   req: IncomingMessage | Http2ServerRequest,
   res: ServerResponse | Http2ServerResponse,

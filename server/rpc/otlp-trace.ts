@@ -1,0 +1,67 @@
+import { create } from "@bufbuild/protobuf";
+import {
+  ExportTraceServiceResponseSchema,
+  TraceService,
+  type ExportTraceServiceRequest,
+  type ExportTraceServiceResponse,
+} from "../../gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js";
+import type { TracingStore } from "../store/tracing-store.js";
+import { spansFromExportRequest, summarizeRejections } from "./otlp-mapping.js";
+import { registerService, type ServiceRegistration } from "./service-registration.js";
+
+/** What OTLP trace ingestion needs, on either transport. */
+export interface OtlpTraceOptions {
+  /** Where accepted spans go. */
+  readonly store: Pick<TracingStore, "ingestBatch">;
+  /** The collector's clock (epoch ms); a new trace is first seen then. */
+  readonly now: () => number;
+}
+
+/**
+ * Ingests an OTLP export request and answers it; the one implementation
+ * behind `TraceService/Export` and OTLP/HTTP `POST /v1/traces`.
+ *
+ * 1. Maps and validates every span (see `spansFromExportRequest`); invalid
+ *    spans are rejected one by one.
+ * 2. Ingests the valid ones in one `ingestBatch`, so they commit together.
+ *    Duplicates count as accepted: an exporter's retry is idempotent.
+ *    Spans of full or expired traces are dropped, i.e. rejected.
+ * 3. Answers `partial_success` with the rejected count (invalid + dropped)
+ *    and the first reasons, and leaves it unset when every span was
+ *    accepted, as OTLP asks. An empty request is a full success.
+ *
+ * @throws whatever the store throws (the transport maps it)
+ */
+export async function exportSpans(
+  request: ExportTraceServiceRequest,
+  options: OtlpTraceOptions,
+): Promise<ExportTraceServiceResponse> {
+  const mapped = spansFromExportRequest(request);
+  const messages = mapped.errorMessage === undefined ? [] : [mapped.errorMessage];
+  let dropped = 0;
+  if (mapped.spans.length > 0) {
+    const { counts, decisions } = await options.store.ingestBatch(mapped.spans, options.now());
+    dropped = counts.dropped;
+    if (dropped > 0) {
+      const reasons = new Set<string>();
+      for (const decision of decisions) if (decision.outcome === "dropped") reasons.add(decision.message);
+      messages.push(summarizeRejections([...reasons], dropped));
+    }
+  }
+  const rejected = mapped.rejected + dropped;
+  if (rejected === 0) return create(ExportTraceServiceResponseSchema);
+  return create(ExportTraceServiceResponseSchema, {
+    partialSuccess: { rejectedSpans: BigInt(rejected), errorMessage: messages.join("; ") },
+  });
+}
+
+/**
+ * `opentelemetry.proto.collector.trace.v1.TraceService`, OTLP/gRPC trace
+ * ingestion: {@link exportSpans} per call. A store failure is thrown for the
+ * edge to map.
+ */
+export function createOtlpTraceService(options: OtlpTraceOptions): ServiceRegistration {
+  return registerService(TraceService, {
+    export: (request) => exportSpans(request, options),
+  });
+}
