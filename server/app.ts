@@ -99,7 +99,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     routes: new Map([
       ...createProbeRoutes({
         metrics: metrics.registry,
-        ready: () => (shutdownController.signal.aborted ? "shutting down" : pingDatabase(db) ? undefined : "database does not answer"),
+        ready: () => {
+          if (shutdownController.signal.aborted) return "shutting down";
+          if (committer.failure !== undefined) return committer.failure.message;
+          return pingDatabase(db) ? undefined : "database does not answer";
+        },
       }),
       ...modules.flatMap((module) => [...module.routes]),
     ]),

@@ -12,7 +12,9 @@ export type SqliteDatabase = Database.Database;
  *   power loss or OS crash may lose the most recent commits but never
  *   corrupts the database.
  * - `full`: WAL with `synchronous = FULL`. Every acknowledged commit is
- *   fsynced before COMMIT returns, so it survives a power loss too.
+ *   fsynced, so it survives a power loss too. The group committer takes the
+ *   fsync off the event loop (see `WalSync`): it is still done before any
+ *   write is acknowledged, but requests keep being read meanwhile.
  */
 export type Durability = "normal" | "full";
 

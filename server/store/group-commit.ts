@@ -1,5 +1,6 @@
 import { UnavailableError } from "../core/errors.js";
 import type { SqliteDatabase } from "./database.js";
+import { WalSync, type CommitSync } from "./wal-sync.js";
 
 /** What one committed batch cost; feeds the commit metrics. */
 export interface CommitStats {
@@ -19,6 +20,33 @@ export interface GroupCommitOptions {
    * scheduled flush, where it is uncaught).
    */
   readonly onCommit?: (stats: CommitStats) => void;
+  /**
+   * Checkpoint the WAL (off-loop durability only, see {@link WalSync}) after
+   * this many batches, or after the first batch once `checkpointIntervalMs`
+   * passed since the last checkpoint. Defaults 1000 and 1000 ms.
+   */
+  readonly checkpointEveryBatches?: number;
+  readonly checkpointIntervalMs?: number;
+  /**
+   * Off-loop durability; default `WalSync.attach(db)` (undefined, i.e.
+   * SQLite syncs inside COMMIT or not at all, unless the database is a WAL
+   * file with durability `full`). Tests pass a fake.
+   */
+  readonly commitSync?: CommitSync;
+}
+
+/**
+ * An fsync of the database failed. Linux may have dropped the dirty pages,
+ * so nothing written since can be trusted to be durable: every later write
+ * fails with this error until the server restarts (and SQLite recovers from
+ * its WAL). Maps to UNAVAILABLE.
+ */
+export class StoreSyncFailedError extends UnavailableError {
+  constructor(cause: unknown) {
+    super(
+      `the database could not be synced to disk (${cause instanceof Error ? cause.message : String(cause)}); writes are refused until the server restarts`,
+    );
+  }
 }
 
 /**
@@ -66,6 +94,16 @@ interface QueuedWrite {
  * - Batches never nest or interleave: a `flush()` requested while a batch is
  *   running (from an op or an `onCommitted`) does nothing, and writes queued
  *   meanwhile land in a later batch.
+ * - Durability `full` on a file (see {@link WalSync}): COMMIT does not
+ *   fsync; instead a committed batch waits for an fsync of the WAL that
+ *   started after its COMMIT, run on libuv's thread pool, and only then do
+ *   its promises resolve (`onCommitted` already ran). At most one fsync is
+ *   in flight; a scheduled batch waits for it, so writes arriving during an
+ *   fsync form the next batch — the classic group commit, with the event
+ *   loop free to read requests meanwhile. Every few batches a checkpoint
+ *   runs after an fsync, and no batch begins until the database file is
+ *   synced. A failed fsync rejects the writes it covered and every later
+ *   write ({@link StoreSyncFailedError}).
  *
  * The committer does not own the connection: close the database after
  * {@link GroupCommitter.close}.
@@ -84,6 +122,18 @@ export class GroupCommitter {
   private scheduled: NodeJS.Immediate | undefined;
   private running = false;
   private closed = false;
+  private readonly walSync: CommitSync | undefined;
+  private readonly checkpointEveryBatches: number;
+  private readonly checkpointIntervalMs: number;
+  /** Committed writes waiting for the next WAL fsync. */
+  private awaitingSync: QueuedWrite[] = [];
+  /** A WAL fsync is in flight. */
+  private syncing = false;
+  /** A checkpoint's database fsync is in flight: no batch may begin. */
+  private checkpointing = false;
+  private batchesSinceCheckpoint = 0;
+  private lastCheckpointMs = Date.now();
+  private syncFailure: StoreSyncFailedError | undefined;
 
   /**
    * @param db the connection every batch runs on; nothing else may write on it
@@ -93,7 +143,7 @@ export class GroupCommitter {
     private readonly db: SqliteDatabase,
     options: GroupCommitOptions = {},
   ) {
-    const { maxBatch = 1000, onCommit } = options;
+    const { maxBatch = 1000, onCommit, checkpointEveryBatches = 1000, checkpointIntervalMs = 1000, commitSync } = options;
     if (!Number.isInteger(maxBatch) || maxBatch < 1) {
       throw new RangeError(`maxBatch must be a positive integer, got ${maxBatch}`);
     }
@@ -106,6 +156,14 @@ export class GroupCommitter {
     this.savepointStmt = db.prepare("SAVEPOINT group_commit_op");
     this.releaseStmt = db.prepare("RELEASE group_commit_op");
     this.rollbackToStmt = db.prepare("ROLLBACK TO group_commit_op");
+    this.checkpointEveryBatches = checkpointEveryBatches;
+    this.checkpointIntervalMs = checkpointIntervalMs;
+    this.walSync = commitSync ?? WalSync.attach(db);
+  }
+
+  /** The failed fsync that stopped all writes, if one did; readiness reports it. */
+  get failure(): Error | undefined {
+    return this.syncFailure;
   }
 
   /**
@@ -139,15 +197,19 @@ export class GroupCommitter {
    */
   write<T>(op: (db: SqliteDatabase) => T, onCommitted?: (result: T) => void): Promise<T> {
     if (this.closed) return Promise.reject(new StoreClosedError());
+    if (this.syncFailure !== undefined) return Promise.reject(this.syncFailure);
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ op, onCommitted, resolve, reject, result: undefined, failed: false });
       this.schedule();
     });
   }
 
-  /** Runs the next batch now, synchronously; the rest of the queue stays scheduled. */
+  /**
+   * Runs the next batch now, synchronously; the rest of the queue stays
+   * scheduled. Does nothing while a checkpoint holds writes back.
+   */
   flush(): void {
-    if (this.running || this.queue.length === 0) return;
+    if (this.running || this.checkpointing || this.queue.length === 0) return;
     clearImmediate(this.scheduled);
     this.scheduled = undefined;
     const batch = this.queue.splice(0, this.maxBatch);
@@ -167,7 +229,21 @@ export class GroupCommitter {
    */
   close(): void {
     this.closed = true;
+    if (this.checkpointing) {
+      // Finish the checkpoint's database sync here, so the queue may commit.
+      this.walSync?.syncDatabaseNow();
+      this.checkpointing = false;
+    }
     while (!this.running && this.queue.length > 0) this.flush();
+    if (this.walSync === undefined || this.running) return;
+    const waiting = this.awaitingSync.splice(0);
+    try {
+      if (waiting.length > 0) this.walSync.syncNow();
+      for (const write of waiting) write.resolve(write.result);
+    } catch (error) {
+      for (const write of waiting) write.reject(new StoreSyncFailedError(error));
+    }
+    this.walSync.release();
   }
 
   private schedule(): void {
@@ -176,8 +252,68 @@ export class GroupCommitter {
 
   private readonly scheduledFlush = (): void => {
     this.scheduled = undefined;
-    this.flush();
+    // During an fsync the queue grows into the next batch; see afterSync.
+    if (!this.syncing) this.flush();
   };
+
+  /** Starts an fsync covering every committed write waiting for one, unless one is in flight. */
+  private startSync(walSync: CommitSync): void {
+    if (this.syncing || this.awaitingSync.length === 0) return;
+    this.syncing = true;
+    const covered = this.awaitingSync;
+    this.awaitingSync = [];
+    walSync.sync().then(
+      () => {
+        for (const write of covered) write.resolve(write.result);
+        this.afterSync(walSync);
+      },
+      (error: unknown) => {
+        this.failSync(error, covered);
+        this.afterSync(walSync);
+      },
+    );
+  }
+
+  /** After an fsync: checkpoint when due, then sync or commit what waited meanwhile. */
+  private afterSync(walSync: CommitSync): void {
+    this.syncing = false;
+    if (this.closed) return;
+    const due =
+      this.batchesSinceCheckpoint >= this.checkpointEveryBatches ||
+      (this.batchesSinceCheckpoint > 0 && Date.now() - this.lastCheckpointMs >= this.checkpointIntervalMs);
+    if (due && this.syncFailure === undefined && !this.running) {
+      this.checkpointing = true;
+      this.batchesSinceCheckpoint = 0;
+      this.lastCheckpointMs = Date.now();
+      walSync
+        .checkpoint()
+        .catch((error: unknown) => this.failSync(error, []))
+        .finally(() => {
+          if (!this.checkpointing) return; // close() finished it
+          this.checkpointing = false;
+          this.continueAfterSync(walSync);
+        });
+      return;
+    }
+    this.continueAfterSync(walSync);
+  }
+
+  /**
+   * Syncs what was committed during the fsync, or schedules the next batch:
+   * scheduled, not run at once, so that callers just answered (whose next
+   * writes are still in microtasks) join it.
+   */
+  private continueAfterSync(walSync: CommitSync): void {
+    if (this.awaitingSync.length > 0) this.startSync(walSync);
+    else this.schedule();
+  }
+
+  /** Rejects `covered` and, from now on, every write: see {@link StoreSyncFailedError}. */
+  private failSync(error: unknown, covered: readonly QueuedWrite[]): void {
+    this.syncFailure ??= new StoreSyncFailedError(error);
+    for (const write of covered) write.reject(this.syncFailure);
+    for (const write of this.queue.splice(0)) write.reject(this.syncFailure);
+  }
 
   private commit(batch: QueuedWrite[]): void {
     const start = process.hrtime.bigint();
@@ -210,7 +346,13 @@ export class GroupCommitter {
         write.reject(error);
       }
     }
-    for (const write of batch) if (!write.failed) write.resolve(write.result);
+    if (this.walSync === undefined) {
+      for (const write of batch) if (!write.failed) write.resolve(write.result);
+    } else {
+      for (const write of batch) if (!write.failed) this.awaitingSync.push(write);
+      this.batchesSinceCheckpoint++;
+      this.startSync(this.walSync);
+    }
     this.onCommit?.({ batchSize: batch.length, seconds });
   }
 
