@@ -209,9 +209,3 @@ export function renderAnomalyEvent(event: AnomalyEvent): AnomalyEventMessage {
     anomaly: message,
   });
 }
-
-/** Milliseconds since the epoch of an optional `since` Timestamp; undefined when unset. */
-export function sinceMs(timestamp: Timestamp | undefined, field: string): number | undefined {
-  const ns = timestampToNs(timestamp, field);
-  return ns === undefined ? undefined : Number(ns / 1_000_000n);
-}

@@ -28,8 +28,8 @@ import {
   renderSpan,
   renderTraceSummary,
   renderTraceTree,
-  sinceMs,
   spanInput,
+  timestampToNs,
 } from "./tracing-mapping.js";
 
 /** Most spans one IngestBatch may carry. */
@@ -158,7 +158,7 @@ export function createTracingService(options: TracingServiceOptions): ServiceReg
     serviceLatencyPercentiles(request) {
       const service = requiredText(request.serviceName, "service_name");
       const requested = request.percentiles.length > 0 ? request.percentiles : defaultPercentiles;
-      const durations = store.serviceDurationsMs(service, sinceMs(request.since, "since"));
+      const durations = store.serviceDurationsMs(service, timestampToNs(request.since, "since"));
       return {
         percentiles: percentiles(durations, requested).map(({ percentile, value }) => ({
           percentile,
@@ -183,7 +183,7 @@ export function createTracingService(options: TracingServiceOptions): ServiceReg
 
     sloComplianceReport(request) {
       const slos = Object.keys(request.sloByService).length > 0 ? request.sloByService : limits.serviceSlosMs;
-      const since = sinceMs(request.since, "since");
+      const since = timestampToNs(request.since, "since");
       const durations = new Map(Object.keys(slos).map((service) => [service, store.serviceDurationsMs(service, since)]));
       return {
         services: sloComplianceReport(durations, slos).map((line) => ({
@@ -198,7 +198,7 @@ export function createTracingService(options: TracingServiceOptions): ServiceReg
     },
 
     dependencyGraph(request) {
-      const since = sinceMs(request.since, "since");
+      const since = timestampToNs(request.since, "since");
       const nodes = graphOfCalls(store.dependencyEdges(store.serviceNames(), since));
       return {
         services: nodes.map((node) => ({

@@ -97,7 +97,7 @@ export class RegistryStore {
   private readonly selectAllStmt;
 
   constructor(
-    private readonly db: SqliteDatabase,
+    db: SqliteDatabase,
     private readonly committer: GroupCommitter,
     options: RegistryStoreOptions,
   ) {

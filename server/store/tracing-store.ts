@@ -345,11 +345,10 @@ export class TracingStore {
    * Memory is bounded: at most `maxDurationSamples` values, the spans that
    * started most recently, are returned.
    *
-   * @param sinceMs only spans starting at or after this epoch ms; default all
+   * @param since only spans starting at or after this instant; default all
    */
-  serviceDurationsMs(serviceName: string, sinceMs?: number): number[] {
-    const since = sinceMs === undefined ? -(2n ** 63n) : msToNs(sinceMs);
-    const durations = this.durationsStmt.all(serviceName, since, this.maxDurationSamples) as bigint[];
+  serviceDurationsMs(serviceName: string, since?: SinceBound): number[] {
+    const durations = this.durationsStmt.all(serviceName, sinceBoundNs(since), this.maxDurationSamples) as bigint[];
     return durations.map((ns) => Number(ns) / 1e6);
   }
 
@@ -415,15 +414,15 @@ export class TracingStore {
   /**
    * Calls into each of `services` from another service, counted from
    * parent→child span pairs of the same trace whose child started at or
-   * after `sinceMs` (Jaeger's dependency counting). Each service is one
+   * after `since` (Jaeger's dependency counting). Each service is one
    * `spans_by_service` range plus one `spans_by_trace` lookup per span.
    * Ordered by parent service, then child service.
    */
-  dependencyEdges(services: readonly string[], sinceMs?: number): ServiceCallCount[] {
-    const since = sinceMs === undefined ? -(2n ** 63n) : msToNs(sinceMs);
+  dependencyEdges(services: readonly string[], since?: SinceBound): ServiceCallCount[] {
+    const sinceNs = sinceBoundNs(since);
     const edges: ServiceCallCount[] = [];
     for (const service of new Set(services)) {
-      edges.push(...(this.dependencyStmt.all(service, since) as ServiceCallCount[]));
+      edges.push(...(this.dependencyStmt.all(service, sinceNs) as ServiceCallCount[]));
     }
     return edges.sort(
       (a, b) => compareText(a.parentService, b.parentService) || compareText(a.childService, b.childService),
@@ -530,6 +529,19 @@ export class TracingStore {
         : { revision: this.anomalyLog.append(anomalyEvents, nowMs), events: anomalyEvents };
     return { counts: plan.counts, decisions: plan.decisions, anomalies };
   }
+}
+
+/**
+ * A lower bound on span start times: epoch milliseconds as a number, or
+ * exact epoch nanoseconds as a bigint (an API Timestamp, so that a bound
+ * inside a millisecond is not rounded to it).
+ */
+export type SinceBound = number | bigint;
+
+/** A {@link SinceBound} in epoch ns; no bound is the smallest int64. */
+function sinceBoundNs(since: SinceBound | undefined): bigint {
+  if (since === undefined) return -(2n ** 63n);
+  return typeof since === "bigint" ? since : msToNs(since);
 }
 
 /** Whether root candidate `span` precedes the current root by `findRoot`'s rule. */

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { GrpcConnection } from "../../../client/grpc-client.js";
 import { TopologyWatcher } from "../../../client/topology-watcher.js";
 import { RegistryService } from "../../../gen/latticeforge/registry/v1/registry_pb.js";
-import { startTestControlPlane, type TestControlPlane } from "../../fixtures/control-plane.js";
+import { startTestControlPlane } from "../../fixtures/control-plane.js";
 import { instance } from "../../fixtures/registry.js";
 import { within } from "../../fixtures/streams.js";
 
