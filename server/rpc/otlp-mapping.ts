@@ -16,7 +16,8 @@
  * - Ids are bytes: 16 for a trace id, 8 for a span id, rendered as
  *   lowercase hex. An empty parent_span_id marks a root.
  * - SPAN_KIND_UNSPECIFIED reads as internal; STATUS_CODE_UNSET as ok.
- * - Span events become logs: `{event: name, ...attributes}`.
+ * - Span events become logs: `{event: name, ...attributes}`; an event
+ *   without a time takes its span's start time.
  * - Links, trace_state, flags and the dropped counts have no place in the
  *   domain and are not kept.
  * - Size limits truncate instead of rejecting, as SDKs' attribute limits
@@ -237,7 +238,8 @@ function spanInput(span: OtlpSpan, serviceName: string, inherited: ReadonlyMap<s
     tags: withinLimits([own, inherited], spanInputLimits.maxTags),
     logs: events.map(
       (event): SpanLog => ({
-        timeNs: event.timeUnixNano,
+        // An event without a time happened, as far as anyone knows, when its span started.
+        timeNs: event.timeUnixNano === 0n ? span.startTimeUnixNano : event.timeUnixNano,
         fields: withinLimits([new Map([["event", event.name]]), attributeEntries(event.attributes)], spanInputLimits.maxLogFields),
       }),
     ),
