@@ -23,6 +23,13 @@ export const clientFlagsHelp = [
   "  --json               print JSON instead of a table",
 ].join("\n");
 
+/**
+ * Channel options of CLI connections: reconnect attempts back off to at most
+ * 5 s (grpc-js's default allows 120 s), so a watch resumes within seconds of
+ * the server coming back after a long outage.
+ */
+const cliChannelOptions = { "grpc.max_reconnect_backoff_ms": 5000, "grpc.initial_reconnect_backoff_ms": 250 };
+
 /** A parsed client command line: its positionals, connection and output. */
 export interface ClientInvocation {
   readonly positionals: string[];
@@ -64,7 +71,8 @@ export function parseClientArgs(args: readonly string[], extra: ParseArgsConfig[
     address,
     timeoutMs: timeoutSeconds * 1000,
     output: createOutput(values.json === true),
-    connect: () => new GrpcConnection({ address, ...(tls !== undefined ? { tls } : {}) }),
+    connect: () =>
+      new GrpcConnection({ address, ...(tls !== undefined ? { tls } : {}), channelOptions: cliChannelOptions }),
     baseUrl: `${tls !== undefined ? "https" : "http"}://${address}`,
   };
 }

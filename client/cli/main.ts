@@ -6,6 +6,7 @@ import type { Command } from "./command.js";
 import { healthCommand } from "./commands/health.js";
 import { registryCommand } from "./commands/registry.js";
 import { servicesCommand } from "./commands/services.js";
+import { traceCommand } from "./commands/trace.js";
 import { versionCommand } from "./commands/version.js";
 
 const commands: Record<string, Command> = {
@@ -17,6 +18,7 @@ const commands: Record<string, Command> = {
   health: healthCommand,
   registry: registryCommand,
   services: servicesCommand,
+  trace: traceCommand,
   version: versionCommand,
 };
 

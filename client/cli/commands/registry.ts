@@ -1,4 +1,4 @@
-import { ConnectError, type Client } from "@connectrpc/connect";
+import type { Client } from "@connectrpc/connect";
 import { toJson } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import {
@@ -16,8 +16,11 @@ import {
   TopologyEventType,
   type InstanceState,
 } from "../../../gen/latticeforge/registry/v1/registry_pb.js";
-import { clientFlagsHelp, parseClientArgs, UsageError, type ClientInvocation } from "../client-flags.js";
+import { clientFlagsHelp, UsageError, type ClientInvocation } from "../client-flags.js";
 import type { Command } from "../command.js";
+import { integerFlag, requiredFlag } from "../flag-values.js";
+import { runRevisionWatch } from "../revision-watch.js";
+import { createServiceCommand } from "../service-command.js";
 
 const usage = `Usage: latticeforge registry <subcommand> [flags]
 
@@ -54,19 +57,6 @@ const flags = {
   from: { type: "string" },
 } as const;
 
-function integer(value: string | boolean | undefined, flag: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  const parsed = Number(value);
-  if (!Number.isInteger(parsed)) throw new UsageError(`${flag} must be an integer, got "${String(value)}"`);
-  return parsed;
-}
-
-function required(cli: ClientInvocation, flag: string): string {
-  const value = cli.values[flag];
-  if (typeof value !== "string" || value === "") throw new UsageError(`--${flag} is required`);
-  return value;
-}
-
 function row(state: InstanceState): string[] {
   const i = state.instance!;
   const status = state.stale ? "stale" : state.healthy ? "healthy" : "unhealthy";
@@ -78,28 +68,13 @@ function table(cli: ClientInvocation, states: readonly InstanceState[], json: un
 }
 
 /** `latticeforge registry …`: the RegistryService from the command line. */
-export const registryCommand: Command = {
+export const registryCommand: Command = createServiceCommand({
   summary: "register, resolve, select and watch service instances",
   usage,
-  async run(args) {
-    const [sub, ...rest] = args;
-    if (sub === undefined || sub === "--help" || sub === "-h") {
-      process.stdout.write(usage + "\n");
-      return sub === undefined ? 2 : 0;
-    }
-    const cli = parseClientArgs(rest, flags);
-    if (cli.values.help === true) {
-      process.stdout.write(usage + "\n");
-      return 0;
-    }
-    const conn = cli.connect();
-    try {
-      return await runSubcommand(sub, cli, conn.client(RegistryService));
-    } finally {
-      conn.close();
-    }
-  },
-};
+  flags,
+  service: RegistryService,
+  run: runSubcommand,
+});
 
 async function runSubcommand(sub: string, cli: ClientInvocation, registry: Client<typeof RegistryService>): Promise<number> {
   const call = { timeoutMs: cli.timeoutMs };
@@ -115,12 +90,12 @@ async function runSubcommand(sub: string, cli: ClientInvocation, registry: Clien
       const res = await registry.register(
         {
           instance: {
-            serviceName: required(cli, "service"),
-            instanceId: required(cli, "id"),
-            endpoint: required(cli, "endpoint"),
-            region: required(cli, "region"),
-            zone: required(cli, "zone"),
-            weight: integer(cli.values.weight, "--weight", 50),
+            serviceName: requiredFlag(cli, "service"),
+            instanceId: requiredFlag(cli, "id"),
+            endpoint: requiredFlag(cli, "endpoint"),
+            region: requiredFlag(cli, "region"),
+            zone: requiredFlag(cli, "zone"),
+            weight: integerFlag(cli.values.weight, "--weight", 50),
             metadata,
           },
         },
@@ -139,7 +114,7 @@ async function runSubcommand(sub: string, cli: ClientInvocation, registry: Clien
       if (first === undefined) throw new UsageError("heartbeat needs an instance ID");
       const connections = cli.values.connections;
       const res = await registry.heartbeat(
-        { instanceId: first, ...(connections !== undefined ? { activeConnections: integer(connections, "--connections", 0) } : {}) },
+        { instanceId: first, ...(connections !== undefined ? { activeConnections: integerFlag(connections, "--connections", 0) } : {}) },
         call,
       );
       cli.output.line(`heartbeat recorded for ${first} at ${timestampDate(res.lastHeartbeat!).toISOString()}`, toJson(HeartbeatResponseSchema, res));
@@ -153,7 +128,7 @@ async function runSubcommand(sub: string, cli: ClientInvocation, registry: Clien
           serviceName: first,
           ...(region !== undefined ? { region } : {}),
           healthyOnly: cli.values.all !== true,
-          minWeight: integer(cli.values["min-weight"], "--min-weight", 0),
+          minWeight: integerFlag(cli.values["min-weight"], "--min-weight", 0),
         },
         call,
       );
@@ -199,41 +174,31 @@ async function runSubcommand(sub: string, cli: ClientInvocation, registry: Clien
 }
 
 /** Prints changes as they happen and resumes from the last revision after a dropped stream. */
-async function watch(cli: ClientInvocation, registry: Client<typeof RegistryService>): Promise<number> {
-  const controller = new AbortController();
-  process.once("SIGINT", () => controller.abort());
-  let revision = BigInt(integer(cli.values.from, "--from", 0));
-  let backoffMs = 200;
+function watch(cli: ClientInvocation, registry: Client<typeof RegistryService>): Promise<number> {
   const print = (text: string, json: unknown): void => cli.output.line(text, json);
-  while (!controller.signal.aborted) {
-    try {
-      for await (const res of registry.watchTopology({ serviceNames: cli.positionals, startRevision: revision }, { signal: controller.signal })) {
-        backoffMs = 200;
-        const m = res.message;
-        if (m.case === "snapshot") {
-          revision = m.value.revision;
-          const part = m.value.more ? " (continued below)" : "";
-          print(`snapshot at revision ${revision}${m.value.reset ? " (reset)" : ""}: ${m.value.instances.length} instances${part}`, toJson(WatchTopologyResponseSchema, res));
-          for (const state of m.value.instances) print(`  ${row(state).join("  ")}`, undefined);
-        } else if (m.case === "change") {
-          revision = m.value.revision;
-          for (const event of m.value.events) {
-            const kind = TopologyEventType[event.type];
-            const reason = event.reason !== RemovalReason.UNSPECIFIED ? ` (${RemovalReason[event.reason]})` : "";
-            print(`${revision}  ${kind}${reason}  ${row(event.instance!).join("  ")}`, undefined);
-          }
-          if (cli.values.json === true) print("", toJson(WatchTopologyResponseSchema, res));
-        } else if (m.case === "progress") {
-          if (m.value.revision > revision) revision = m.value.revision;
-        }
+  return runRevisionWatch({
+    name: "watch",
+    startRevision: BigInt(integerFlag(cli.values.from, "--from", 0)),
+    open: (revision, signal) => registry.watchTopology({ serviceNames: cli.positionals, startRevision: revision }, { signal }),
+    onMessage(res, revision) {
+      const m = res.message;
+      if (m.case === "snapshot") {
+        const part = m.value.more ? " (continued below)" : "";
+        print(`snapshot at revision ${m.value.revision}${m.value.reset ? " (reset)" : ""}: ${m.value.instances.length} instances${part}`, toJson(WatchTopologyResponseSchema, res));
+        for (const state of m.value.instances) print(`  ${row(state).join("  ")}`, undefined);
+        return m.value.revision;
       }
-    } catch (error) {
-      if (controller.signal.aborted) break;
-      process.stderr.write(`watch: ${ConnectError.from(error).message}; resuming from revision ${revision} in ${backoffMs} ms\n`);
-    }
-    if (controller.signal.aborted) break;
-    await new Promise((resolve) => setTimeout(resolve, backoffMs));
-    backoffMs = Math.min(backoffMs * 2, 5000);
-  }
-  return 0;
+      if (m.case === "change") {
+        for (const event of m.value.events) {
+          const kind = TopologyEventType[event.type];
+          const reason = event.reason !== RemovalReason.UNSPECIFIED ? ` (${RemovalReason[event.reason]})` : "";
+          print(`${m.value.revision}  ${kind}${reason}  ${row(event.instance!).join("  ")}`, undefined);
+        }
+        if (cli.values.json === true) print("", toJson(WatchTopologyResponseSchema, res));
+        return m.value.revision;
+      }
+      if (m.case === "progress" && m.value.revision > revision) return m.value.revision;
+      return revision;
+    },
+  });
 }
