@@ -6,6 +6,7 @@ import type { ServerConfig } from "./config.js";
 import { ServingStatus } from "./core/serving-status.js";
 import type { Logger } from "./observability/logger.js";
 import { createServerMetrics, type ServerMetrics } from "./observability/metrics.js";
+import { assembleMirror } from "./assembly/mirror.js";
 import { assembleRegistry } from "./assembly/registry.js";
 import type { AssemblyContext, ServiceModule } from "./assembly/service-module.js";
 import { assembleTracing } from "./assembly/tracing.js";
@@ -71,7 +72,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   });
 
   const context: AssemblyContext = { config, db, committer, metrics, logger };
-  const modules: ServiceModule[] = [assembleRegistry(context), assembleTracing(context)];
+  const modules: ServiceModule[] = [assembleRegistry(context), assembleMirror(context), assembleTracing(context)];
   const domain = modules.flatMap((module) => module.registrations);
   const stopModules = (): void => {
     for (const module of modules) module.stop();

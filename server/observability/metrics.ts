@@ -107,6 +107,23 @@ export function registerTracingMetrics(registry: Registry, source: TracingMetric
   scrapedGauge(registry, "latticeforge_anomaly_unsynced_watchers", "WatchAnomalies streams catching up from the event log.", source.unsyncedWatchers);
 }
 
+/** What the mirror service's gauges read at scrape time. */
+export interface MirrorMetricsSource {
+  readonly mirrors: () => number;
+  /** Buffered requests over all mirrors. */
+  readonly pending: () => number;
+  readonly revision: () => number;
+  readonly watchers: () => number;
+}
+
+/** Registers the mirror service's gauges: mirrors, buffered requests, config revision, WatchMirrors streams. */
+export function registerMirrorMetrics(registry: Registry, source: MirrorMetricsSource): void {
+  scrapedGauge(registry, "latticeforge_mirrors", "Configured mirrors.", source.mirrors);
+  scrapedGauge(registry, "latticeforge_mirror_pending_requests", "Captured requests buffered for dispatch, over all mirrors.", source.pending);
+  scrapedGauge(registry, "latticeforge_mirror_config_revision", "Current mirror-config revision.", source.revision);
+  scrapedGauge(registry, "latticeforge_mirror_watchers", "Open WatchMirrors streams.", source.watchers);
+}
+
 /** A gauge whose value is read at scrape time. */
 function scrapedGauge(registry: Registry, name: string, help: string, read: () => number): void {
   new Gauge({

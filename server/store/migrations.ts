@@ -1,4 +1,5 @@
 import type { Migration } from "./database.js";
+import { mirrorSchema } from "./mirror-store.js";
 import { registrySchema } from "./registry-store.js";
 import { anomalyLogSchema, tracingSchema } from "./tracing-store.js";
 
@@ -22,5 +23,10 @@ export const migrations: readonly Migration[] = [
     version: 3,
     description: "trace anomaly revision log",
     up: (db) => db.exec(anomalyLogSchema),
+  },
+  {
+    version: 4,
+    description: "mirrors, their durable buffers and the mirror-config revision log",
+    up: (db) => db.exec(mirrorSchema),
   },
 ];

@@ -110,7 +110,7 @@ export function validateMirrorConfigInput(
   limits: MirrorLimits = defaultMirrorLimits(),
   fieldPrefix = "mirror",
 ): MirrorConfig {
-  const field = (name: string): string => `${fieldPrefix}.${name}`;
+  const field = (name: string): string => (fieldPrefix === "" ? name : `${fieldPrefix}.${name}`);
   const mirrorId = input.mirrorId ?? "";
   validateMirrorId(mirrorId, field("mirror_id"));
   const sourceService = input.sourceService ?? "";
@@ -190,7 +190,7 @@ export function validateMirrorConfigInput(
  * path, headers, payload, raw_body, production_response.
  *
  * @param mirroredAtMs when the request was captured (epoch ms, injected)
- * @param fieldPrefix the message's field path, e.g. `request` or `requests[3]`
+ * @param fieldPrefix the message's field path, e.g. `capture` or `requests[3]`; "" for top-level fields
  * @throws InvalidFieldError for the first field that breaks a rule
  */
 export function validateCaptureInput(
@@ -199,7 +199,7 @@ export function validateCaptureInput(
   limits: MirrorLimits = defaultMirrorLimits(),
   fieldPrefix = "request",
 ): MirroredRequest {
-  const field = (name: string): string => `${fieldPrefix}.${name}`;
+  const field = (name: string): string => (fieldPrefix === "" ? name : `${fieldPrefix}.${name}`);
   const requestId = input.requestId ?? "";
   if (requestId === "") throw new InvalidFieldError(field("request_id"), "must not be empty");
   if (requestId.length > mirrorInputLimits.maxRequestIdChars || !requestIdPattern.test(requestId)) {

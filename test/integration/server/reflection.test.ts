@@ -19,7 +19,10 @@ describe("server reflection on the gRPC port: grpcurl's list, describe and call"
       "grpc.health.v1.Health",
       "grpc.reflection.v1.ServerReflection",
       "grpc.reflection.v1alpha.ServerReflection",
+      "latticeforge.mirror.v1.MirrorService",
       "latticeforge.registry.v1.RegistryService",
+      "latticeforge.tracing.v1.TraceCollectorService",
+      "opentelemetry.proto.collector.trace.v1.TraceService",
     ]);
   });
 

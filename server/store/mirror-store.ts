@@ -1,0 +1,388 @@
+import { emptyDiffTally, tallyResults, type DiffTally, type FieldTally } from "../core/mirror/analysis.js";
+import {
+  emptyMirrorStats,
+  planEnqueue,
+  statsAfterEnqueue,
+  statsAfterRemoval,
+  statsAfterResults,
+  type MirrorStats,
+} from "../core/mirror/buffer-rules.js";
+import { selectMirrors } from "../core/mirror/decision.js";
+import { checkAddMirror, requireMirror, withEnabled } from "../core/mirror/lifecycle.js";
+import type { MirrorConfig, MirroredRequest, MirrorLimits, MirrorResult } from "../core/mirror/model.js";
+import { redactRequest } from "../core/mirror/redaction.js";
+import type { SqliteDatabase } from "./database.js";
+import type { GroupCommitter } from "./group-commit.js";
+import { RevisionLog, revisionLogSchema, type RevisionedChange, type RevisionLogCodec } from "./revision-log.js";
+
+/** The revision-log stream of mirror configuration changes (the WatchMirrors history). */
+export const mirrorConfigStream = "mirror_config";
+
+/**
+ * SQL of the mirror tables, for migration 4.
+ *
+ * - `mirrors`: one row per mirror: its config as JSON, its durable counters
+ *   (`pending` is not stored: it is the number of buffer rows) and its diff
+ *   tally as JSON, the input of AnalyzeDiffs.
+ * - `mirror_buffer`: captured requests, one row per (request, mirror), in a
+ *   rowid table whose `seq` grows with capture order; `(mirror_id, seq)`
+ *   reads a mirror's oldest requests first, as Drain and Dispatch do.
+ */
+export const mirrorSchema = `
+CREATE TABLE mirrors (
+  mirror_id TEXT PRIMARY KEY,
+  config TEXT NOT NULL,
+  captured INTEGER NOT NULL DEFAULT 0,
+  dropped INTEGER NOT NULL DEFAULT 0,
+  dispatched INTEGER NOT NULL DEFAULT 0,
+  failed INTEGER NOT NULL DEFAULT 0,
+  diffs INTEGER NOT NULL DEFAULT 0,
+  tally TEXT
+) WITHOUT ROWID;
+CREATE TABLE mirror_buffer (
+  seq INTEGER PRIMARY KEY,
+  mirror_id TEXT NOT NULL,
+  request TEXT NOT NULL
+);
+CREATE INDEX mirror_buffer_by_mirror ON mirror_buffer (mirror_id, seq);
+${revisionLogSchema(mirrorConfigStream)}
+`;
+
+/** One mirror's configuration change, as WatchMirrors reports it. */
+export interface MirrorEvent {
+  readonly kind: "added" | "updated" | "removed";
+  /** The new config; for `removed`, the last one. */
+  readonly config: MirrorConfig;
+}
+
+/** What one capture did to one mirror. */
+export interface MirrorCaptureCount {
+  readonly mirrorId: string;
+  readonly queued: number;
+  readonly dropped: number;
+}
+
+/** A buffered request with its position in the buffer. */
+export interface BufferedRequest {
+  readonly seq: number;
+  readonly request: MirroredRequest;
+}
+
+/** The outcome of a configuration write: its result and the revision of its change. */
+export interface MirrorCommitted<R> {
+  readonly result: R;
+  readonly revision: number;
+}
+
+/** Options for {@link MirrorStore}. */
+export interface MirrorStoreOptions {
+  readonly limits: MirrorLimits;
+  /** Clock in epoch milliseconds; default Date.now. */
+  readonly now?: () => number;
+}
+
+interface MirrorRow {
+  mirror_id: string;
+  config: string;
+  captured: number;
+  dropped: number;
+  dispatched: number;
+  failed: number;
+  diffs: number;
+  tally: string | null;
+}
+
+/**
+ * The mirror service's persistence: configs, counters and diff tallies in
+ * memory and in SQLite, buffers in SQLite only, and the configuration
+ * revision log.
+ *
+ * Invariants:
+ * 1. Every write is one group-committed op that updates SQLite and, inside
+ *    the same op, the in-memory maps; a rolled-back batch reloads memory
+ *    from the database, so the two never disagree after a commit.
+ * 2. An acknowledged capture is durable: its buffer rows and counters
+ *    commit before the caller is answered.
+ * 3. `pending` of a mirror equals its number of buffer rows (loaded with a
+ *    COUNT at start-up, kept in memory since).
+ * 4. Configuration changes append a {@link MirrorEvent} change to the
+ *    revision log in the op that makes them; listeners hear of it after
+ *    COMMIT, in commit order.
+ */
+export class MirrorStore {
+  /** The durable configuration history, the source of WatchMirrors catch-up. */
+  readonly log: RevisionLog<MirrorEvent>;
+  private readonly limits: MirrorLimits;
+  private readonly now: () => number;
+  private configs = new Map<string, MirrorConfig>();
+  private stats = new Map<string, MirrorStats>();
+  private tallies = new Map<string, DiffTally>();
+  private readonly listeners = new Set<(change: RevisionedChange<MirrorEvent>) => void>();
+  private readonly selectMirrorsStmt;
+  private readonly pendingStmt;
+  private readonly insertMirrorStmt;
+  private readonly updateConfigStmt;
+  private readonly deleteMirrorStmt;
+  private readonly deleteBufferStmt;
+  private readonly enqueueStmt;
+  private readonly countersStmt;
+  private readonly oldestStmt;
+  private readonly removeThroughStmt;
+  private readonly removeOneStmt;
+  private readonly resultsStmt;
+
+  constructor(
+    db: SqliteDatabase,
+    private readonly committer: GroupCommitter,
+    options: MirrorStoreOptions,
+  ) {
+    this.limits = options.limits;
+    this.now = options.now ?? Date.now;
+    this.log = new RevisionLog(db, mirrorConfigStream, eventCodec);
+    this.selectMirrorsStmt = db.prepare("SELECT * FROM mirrors");
+    this.pendingStmt = db.prepare("SELECT mirror_id, count(*) AS pending FROM mirror_buffer GROUP BY mirror_id");
+    this.insertMirrorStmt = db.prepare("INSERT INTO mirrors (mirror_id, config) VALUES (?, ?)");
+    this.updateConfigStmt = db.prepare("UPDATE mirrors SET config = ? WHERE mirror_id = ?");
+    this.deleteMirrorStmt = db.prepare("DELETE FROM mirrors WHERE mirror_id = ?");
+    this.deleteBufferStmt = db.prepare("DELETE FROM mirror_buffer WHERE mirror_id = ?");
+    this.enqueueStmt = db.prepare("INSERT INTO mirror_buffer (mirror_id, request) VALUES (?, ?)");
+    this.countersStmt = db.prepare("UPDATE mirrors SET captured = ?, dropped = ? WHERE mirror_id = ?");
+    this.oldestStmt = db.prepare("SELECT seq, request FROM mirror_buffer WHERE mirror_id = ? ORDER BY seq LIMIT ?");
+    this.removeThroughStmt = db.prepare("DELETE FROM mirror_buffer WHERE mirror_id = ? AND seq <= ?");
+    this.removeOneStmt = db.prepare("DELETE FROM mirror_buffer WHERE seq = ? AND mirror_id = ?");
+    this.resultsStmt = db.prepare(
+      "UPDATE mirrors SET dispatched = ?, failed = ?, diffs = ?, tally = ? WHERE mirror_id = ?",
+    );
+    this.reload();
+    committer.onRollback(() => this.reload());
+  }
+
+  /** Subscribes to committed configuration changes, in commit order. */
+  onChange(listener: (change: RevisionedChange<MirrorEvent>) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Every mirror, by mirror_id. */
+  mirrors(): MirrorConfig[] {
+    return [...this.configs.values()].sort((a, b) => (a.mirrorId < b.mirrorId ? -1 : a.mirrorId > b.mirrorId ? 1 : 0));
+  }
+
+  /** One mirror. @throws NotFoundError when unknown */
+  mirror(mirrorId: string): MirrorConfig {
+    return requireMirror(this.configs.get(mirrorId), mirrorId);
+  }
+
+  /** A mirror's counters. @throws NotFoundError when unknown */
+  mirrorStats(mirrorId: string): MirrorStats {
+    this.mirror(mirrorId);
+    return this.stats.get(mirrorId) ?? emptyMirrorStats;
+  }
+
+  /** A mirror's running diff tally. @throws NotFoundError when unknown */
+  tally(mirrorId: string): DiffTally {
+    this.mirror(mirrorId);
+    return this.tallies.get(mirrorId) ?? emptyDiffTally;
+  }
+
+  /** Buffered requests of one mirror, or of all. @throws NotFoundError for an unknown mirror */
+  pendingCount(mirrorId?: string): number {
+    if (mirrorId !== undefined) return this.mirrorStats(mirrorId).pending;
+    let pending = 0;
+    for (const stats of this.stats.values()) pending += stats.pending;
+    return pending;
+  }
+
+  /**
+   * Adds a validated mirror.
+   *
+   * @throws AlreadyExistsError, LimitExceededError (see `checkAddMirror`)
+   */
+  add(config: MirrorConfig): Promise<MirrorCommitted<MirrorConfig>> {
+    return this.commitConfig(() => {
+      checkAddMirror(this.configs, config.mirrorId, this.limits);
+      this.insertMirrorStmt.run(config.mirrorId, JSON.stringify(config));
+      this.configs.set(config.mirrorId, config);
+      this.stats.set(config.mirrorId, emptyMirrorStats);
+      return { result: config, event: { kind: "added", config } };
+    });
+  }
+
+  /** Removes a mirror with its buffer and counters. @throws NotFoundError */
+  remove(mirrorId: string): Promise<MirrorCommitted<MirrorConfig>> {
+    return this.commitConfig(() => {
+      const config = this.mirror(mirrorId);
+      this.deleteBufferStmt.run(mirrorId);
+      this.deleteMirrorStmt.run(mirrorId);
+      this.configs.delete(mirrorId);
+      this.stats.delete(mirrorId);
+      this.tallies.delete(mirrorId);
+      return { result: config, event: { kind: "removed", config } };
+    });
+  }
+
+  /**
+   * Enables or disables a mirror; no change (and revision 0) when it already
+   * is. @throws NotFoundError
+   */
+  setEnabled(mirrorId: string, enabled: boolean): Promise<MirrorCommitted<MirrorConfig>> {
+    return this.commitConfig(() => {
+      const current = this.mirror(mirrorId);
+      const config = withEnabled(current, enabled);
+      if (config === current) return { result: config };
+      this.updateConfigStmt.run(JSON.stringify(config), mirrorId);
+      this.configs.set(mirrorId, config);
+      return { result: config, event: { kind: "updated", config } };
+    });
+  }
+
+  /**
+   * Queues a validated capture into every applicable enabled mirror's
+   * buffer (redacted per mirror); a full buffer drops and counts. Durable
+   * when the promise resolves.
+   *
+   * @returns one count per applicable mirror, by mirror_id
+   */
+  capture(request: MirroredRequest): Promise<MirrorCaptureCount[]> {
+    return this.committer.write(() => {
+      const counts: MirrorCaptureCount[] = [];
+      const encoded = new Map<string, string>();
+      for (const config of selectMirrors(this.configs.values(), request)) {
+        const stats = this.stats.get(config.mirrorId) ?? emptyMirrorStats;
+        const plan = planEnqueue(stats.pending, config.bufferSize);
+        if (plan.accepted > 0) {
+          const redactionKey = config.redactHeaders.join("\n");
+          let text = encoded.get(redactionKey);
+          if (text === undefined) {
+            text = encodeRequest(redactRequest(request, config.redactHeaders));
+            encoded.set(redactionKey, text);
+          }
+          this.enqueueStmt.run(config.mirrorId, text);
+        }
+        const next = statsAfterEnqueue(stats, plan);
+        this.countersStmt.run(next.captured, next.dropped, config.mirrorId);
+        this.stats.set(config.mirrorId, next);
+        counts.push({ mirrorId: config.mirrorId, queued: plan.accepted, dropped: plan.dropped });
+      }
+      return counts;
+    });
+  }
+
+  /**
+   * The oldest `limit` buffered requests of a mirror, left in the buffer
+   * (Dispatch removes them with {@link recordResults} once sent). Reads
+   * committed rows only. @throws NotFoundError
+   */
+  oldest(mirrorId: string, limit: number): BufferedRequest[] {
+    this.mirror(mirrorId);
+    return (this.oldestStmt.all(mirrorId, limit) as { seq: number; request: string }[]).map((row) => ({
+      seq: row.seq,
+      request: decodeRequest(row.request),
+    }));
+  }
+
+  /** Hands out and removes a mirror's oldest `limit` requests (Drain). @throws NotFoundError */
+  drain(mirrorId: string, limit: number): Promise<MirroredRequest[]> {
+    return this.committer.write(() => {
+      this.mirror(mirrorId);
+      const rows = this.oldestStmt.all(mirrorId, limit) as { seq: number; request: string }[];
+      if (rows.length > 0) {
+        this.removeThroughStmt.run(mirrorId, rows[rows.length - 1]!.seq);
+        this.stats.set(mirrorId, statsAfterRemoval(this.stats.get(mirrorId) ?? emptyMirrorStats, rows.length));
+      }
+      return rows.map((row) => decodeRequest(row.request));
+    });
+  }
+
+  /**
+   * Records dispatch results: removes the sent requests still buffered
+   * (a concurrent Drain may have taken some), adds the results to the
+   * counters and the diff tally. A mirror removed meanwhile records nothing.
+   */
+  recordResults(mirrorId: string, sent: readonly BufferedRequest[], results: readonly MirrorResult[]): Promise<void> {
+    return this.committer.write(() => {
+      if (!this.configs.has(mirrorId)) return;
+      let removed = 0;
+      for (const { seq } of sent) removed += this.removeOneStmt.run(seq, mirrorId).changes;
+      const stats = statsAfterResults(statsAfterRemoval(this.stats.get(mirrorId) ?? emptyMirrorStats, removed), results);
+      const tally = tallyResults(results, this.tallies.get(mirrorId) ?? emptyDiffTally);
+      this.resultsStmt.run(stats.dispatched, stats.failed, stats.diffs, encodeTally(tally), mirrorId);
+      this.stats.set(mirrorId, stats);
+      this.tallies.set(mirrorId, tally);
+    });
+  }
+
+  /** Trims the configuration log to the retention rule; returns the number of changes removed. */
+  compact(keepChanges: number, keepAgeMs: number): Promise<number> {
+    return this.committer.write(() => this.log.compact({ keepChanges, keepAgeMs }, this.now()));
+  }
+
+  private commitConfig<R>(op: () => { result: R; event?: MirrorEvent }): Promise<MirrorCommitted<R>> {
+    return this.committer
+      .write(
+        () => {
+          const { result, event } = op();
+          const revision = event === undefined ? 0 : this.log.append([event], this.now());
+          return { result, revision, event };
+        },
+        ({ revision, event }) => {
+          if (event === undefined) return;
+          const change = { revision, events: [event] };
+          for (const listener of this.listeners) listener(change);
+        },
+      )
+      .then(({ result, revision }) => ({ result, revision }));
+  }
+
+  /** Rebuilds memory and the revision counter from the database. */
+  private reload(): void {
+    const configs = new Map<string, MirrorConfig>();
+    const stats = new Map<string, MirrorStats>();
+    const tallies = new Map<string, DiffTally>();
+    const pending = new Map(
+      (this.pendingStmt.all() as { mirror_id: string; pending: number }[]).map((row) => [row.mirror_id, row.pending]),
+    );
+    for (const row of this.selectMirrorsStmt.all() as MirrorRow[]) {
+      configs.set(row.mirror_id, JSON.parse(row.config) as MirrorConfig);
+      stats.set(row.mirror_id, {
+        captured: row.captured,
+        dropped: row.dropped,
+        pending: pending.get(row.mirror_id) ?? 0,
+        dispatched: row.dispatched,
+        failed: row.failed,
+        diffs: row.diffs,
+      });
+      if (row.tally !== null) tallies.set(row.mirror_id, decodeTally(row.tally));
+    }
+    this.configs = configs;
+    this.stats = stats;
+    this.tallies = tallies;
+    this.log.reload();
+  }
+}
+
+const eventCodec: RevisionLogCodec<MirrorEvent> = {
+  encode: (event) => Buffer.from(JSON.stringify(event)),
+  decode: (bytes) => JSON.parse(Buffer.from(bytes).toString("utf8")) as MirrorEvent,
+};
+
+/** A buffered request as JSON text; a raw body as base64. */
+function encodeRequest(request: MirroredRequest): string {
+  const { rawBody, ...rest } = request;
+  return JSON.stringify(rawBody === undefined ? rest : { ...rest, rawBody: Buffer.from(rawBody).toString("base64") });
+}
+
+function decodeRequest(text: string): MirroredRequest {
+  const { rawBody, ...rest } = JSON.parse(text) as MirroredRequest & { rawBody?: string };
+  return rawBody === undefined ? rest : { ...rest, rawBody: new Uint8Array(Buffer.from(rawBody, "base64")) };
+}
+
+/** A tally as JSON: its field map as entries. */
+function encodeTally(tally: DiffTally): string {
+  return JSON.stringify({ ...tally, fields: [...tally.fields] });
+}
+
+function decodeTally(text: string): DiffTally {
+  const parsed = JSON.parse(text) as Omit<DiffTally, "fields"> & { fields: [string, FieldTally][] };
+  return { ...parsed, fields: new Map(parsed.fields) };
+}
