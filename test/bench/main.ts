@@ -9,6 +9,7 @@ import { parseArgs } from "node:util";
 import { adapterBench } from "./benches/adapter.js";
 import { healthBench } from "./benches/health.js";
 import { registryBench } from "./benches/registry.js";
+import { tracingBench } from "./benches/tracing.js";
 import { runBench, type Bench, type BenchOptions } from "./harness/bench.js";
 import { findEtcd } from "./harness/etcd-host.js";
 import { removeHostDirs } from "./harness/hosts.js";
@@ -16,7 +17,7 @@ import { killChildren } from "./harness/processes.js";
 import { formatSummary, type BenchSummary } from "./harness/report.js";
 
 /** Every bench, in the order `all` runs them. */
-const benches: readonly Bench[] = [healthBench, adapterBench, registryBench];
+const benches: readonly Bench[] = [healthBench, adapterBench, registryBench, tracingBench];
 
 const usage = `Usage: npm run bench -- <bench|all> [flags]
 
@@ -43,6 +44,17 @@ Registry bench:
   --watch-clients <n> watch client processes (default 4)
   --streams-per-channel <n>
                       watch streams per grpc-js channel, i.e. HTTP/2 connection (default 250)
+
+Tracing bench (--workloads: ingest,otlp,analysis):
+  --ingest-clients <n>  load client processes of the ingest targets (default 2)
+  --ingest-in-flight <n>
+                      1,000-span batches in flight over them, and in the raw
+                      pipelines (default 8)
+  --background-rate <n>
+                      spans/s of IngestBatch beside the analysis targets (default
+                      25000, half the ingest goal; 0 for none)
+  --analysis-rate <n> calls/s of each analysis probe, GetTrace and CriticalPath
+                      (default 20, open loop)
 
 Benches:
 ${benches.map((b) => `  ${b.name.padEnd(10)}${b.description}`).join("\n")}
@@ -80,6 +92,10 @@ function parse(args: readonly string[]): { selected: readonly Bench[]; options: 
       "watch-seconds": { type: "string" },
       "watch-clients": { type: "string" },
       "streams-per-channel": { type: "string" },
+      "ingest-clients": { type: "string" },
+      "ingest-in-flight": { type: "string" },
+      "background-rate": { type: "string" },
+      "analysis-rate": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
     allowPositionals: true,
@@ -123,9 +139,16 @@ function parse(args: readonly string[]): { selected: readonly Bench[]; options: 
     },
     etcdWatchers: numberFlag(values["etcd-watchers"], streams, "etcd-watchers", 1, true),
     workloads,
+    tracing: {
+      ingestClients: numberFlag(values["ingest-clients"], 2, "ingest-clients", 1, true),
+      ingestInFlight: numberFlag(values["ingest-in-flight"], 8, "ingest-in-flight", 1, true),
+      backgroundSpansPerSecond: numberFlag(values["background-rate"], 25_000, "background-rate", 0, false),
+      analysisPerSecond: numberFlag(values["analysis-rate"], 20, "analysis-rate", 0.1, false),
+    },
   };
   if (options.clients > options.concurrency) throw new UsageError("--clients must not exceed --concurrency");
   if (options.watch.clients > Math.max(1, options.watch.streams)) throw new UsageError("--watch-clients must not exceed --watchers");
+  if (options.tracing.ingestClients > options.tracing.ingestInFlight) throw new UsageError("--ingest-clients must not exceed --ingest-in-flight");
   return { selected, options, json };
 }
 

@@ -1,6 +1,6 @@
 import type { BenchOptions, BenchTarget, Bench } from "../harness/bench.js";
 import type { HostSpec } from "../harness/host-protocol.js";
-import type { Check, SummaryRow } from "../harness/report.js";
+import { findRow, requireRow, type Check, type SummaryRow } from "../harness/report.js";
 import { etcdPutScenario } from "../scenarios/etcd-put.js";
 import { etcdRangeScenario } from "../scenarios/etcd-range.js";
 import { etcdWatchScenario } from "../scenarios/etcd-watch.js";
@@ -82,30 +82,20 @@ export const registryBench: Bench = {
     return targets;
   },
   checks: (rows, options) => [
-    ...(row(rows, "register") === undefined ? [] : [peerCheck(rows, "register", 1, options), ceilingCpuCheck(rows, "register", 2)]),
-    ...(row(rows, "resolve") === undefined ? [] : [peerCheck(rows, "resolve", 3, options), p99Check(rows, latencyLabel, 15, "", `etcd range ${inFlightOne}`)]),
-    ...(row(rows, "watch") === undefined ? [] : [p99Check(rows, "watch", 100, "delivery "), perStreamCheck(rows, "watch", 20)]),
+    ...(findRow(rows, "register") === undefined ? [] : [peerCheck(rows, "register", 1, options), ceilingCpuCheck(rows, "register", 2)]),
+    ...(findRow(rows, "resolve") === undefined ? [] : [peerCheck(rows, "resolve", 3, options), p99Check(rows, latencyLabel, 15, "", `etcd range ${inFlightOne}`)]),
+    ...(findRow(rows, "watch") === undefined ? [] : [p99Check(rows, "watch", 100, "delivery "), perStreamCheck(rows, "watch", 20)]),
   ],
 };
 
-function row(rows: readonly SummaryRow[], label: string): SummaryRow | undefined {
-  return rows.find((r) => r.label === label);
-}
-
-function mustRow(rows: readonly SummaryRow[], label: string): SummaryRow {
-  const found = row(rows, label);
-  if (found === undefined) throw new Error(`no "${label}" row`);
-  return found;
-}
-
 /** `label`'s ops/s ≥ `times` × its peer's, judged on the median of the per-run ratios. */
 function peerCheck(rows: readonly SummaryRow[], label: string, times: number, options: BenchOptions): Check {
-  const ours = mustRow(rows, label);
+  const ours = requireRow(rows, label);
   const goal = `≥ ${times.toFixed(2)}`;
   if (ours.peer === undefined) {
     return { name: `${label} ops/s ÷ etcd's`, value: "—", goal, pass: undefined, note: options.etcd === undefined ? "no etcd: not found, or --etcd none" : "no etcd row" };
   }
-  const peer = mustRow(rows, ours.peer.label);
+  const peer = requireRow(rows, ours.peer.label);
   return {
     name: `${label} ops/s ÷ ${ours.peer.label} ops/s`,
     value: `${ours.peer.opsRatio.toFixed(2)} (${ours.opsPerSecond.toFixed(0)} vs ${peer.opsPerSecond.toFixed(0)})`,
@@ -115,18 +105,18 @@ function peerCheck(rows: readonly SummaryRow[], label: string, times: number, op
 }
 
 function ceilingCpuCheck(rows: readonly SummaryRow[], label: string, times: number): Check {
-  const ours = mustRow(rows, label);
+  const ours = requireRow(rows, label);
   return {
     name: `${label} server CPU/op ÷ ceiling's`,
-    value: `${ours.cpuRatio.toFixed(2)} (${ours.cpuMicrosPerOp.toFixed(1)} vs ${mustRow(rows, "ceiling").cpuMicrosPerOp.toFixed(1)} µs)`,
+    value: `${ours.cpuRatio.toFixed(2)} (${ours.cpuMicrosPerOp.toFixed(1)} vs ${requireRow(rows, "ceiling").cpuMicrosPerOp.toFixed(1)} µs)`,
     goal: `≤ ${times.toFixed(2)}`,
     pass: ours.cpuRatio <= times,
   };
 }
 
 function p99Check(rows: readonly SummaryRow[], label: string, maxMs: number, what = "", peerLabel = `etcd ${label}`): Check {
-  const ours = mustRow(rows, label);
-  const peer = row(rows, peerLabel);
+  const ours = requireRow(rows, label);
+  const peer = findRow(rows, peerLabel);
   return {
     name: `${label} ${what}p99 ms`,
     value: `${ours.p99Ms.toFixed(2)}${peer !== undefined ? ` (etcd ${peer.p99Ms.toFixed(2)})` : ""}`,
@@ -136,9 +126,9 @@ function p99Check(rows: readonly SummaryRow[], label: string, maxMs: number, wha
 }
 
 function perStreamCheck(rows: readonly SummaryRow[], label: string, maxKB: number): Check {
-  const ours = mustRow(rows, label);
+  const ours = requireRow(rows, label);
   const perStream = ours.extras?.["KB/stream"] ?? Number.NaN;
-  const peer = row(rows, `etcd ${label}`)?.extras?.["KB/stream"];
+  const peer = findRow(rows, `etcd ${label}`)?.extras?.["KB/stream"];
   return {
     name: `${label} server RSS growth KB/stream`,
     value: `${perStream.toFixed(1)}${peer !== undefined ? ` (etcd ${peer.toFixed(1)} per watcher)` : ""}`,

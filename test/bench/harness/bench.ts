@@ -2,7 +2,8 @@ import type { Durability } from "../../../server/store/database.js";
 import { healthCheckScenario } from "../scenarios/health-check.js";
 import type { HostSpec, HostStats } from "./host-protocol.js";
 import { startHost, type Host } from "./hosts.js";
-import { runLoad, type LoadSettings } from "./load-runner.js";
+import { runLoad, type BackgroundLoad, type LoadResult, type LoadSettings } from "./load-runner.js";
+import { runPipeline } from "./pipeline-runner.js";
 import { summarize, type BenchGoal, type BenchSummary, type Check, type Measurement, type SummaryRow } from "./report.js";
 import { runWatch, type FanOutWriter, type WatchSettings } from "./watch-runner.js";
 
@@ -24,29 +25,89 @@ export interface BenchOptions extends LoadSettings {
   readonly etcdWatchers: number;
   /** The workloads to run of a bench that has several (see `Bench.workloads`); undefined = all. */
   readonly workloads: readonly string[] | undefined;
+  /** Shape of the tracing bench's load. */
+  readonly tracing: TracingSettings;
 }
 
-/** What every kind of target has: a label, a host, and where its row goes. */
-interface TargetBase {
+/** The tracing bench's load (its own flags: a 1,000-span call is not a health check). */
+export interface TracingSettings {
+  /** Load client processes of the ingest targets. */
+  readonly ingestClients: number;
+  /** Batches in flight over those clients, and in the raw pipelines. */
+  readonly ingestInFlight: number;
+  /** Spans per second of IngestBatch beside the analysis targets; 0 for none. */
+  readonly backgroundSpansPerSecond: number;
+  /** Calls per second of each analysis probe (GetTrace, CriticalPath). */
+  readonly analysisPerSecond: number;
+}
+
+/**
+ * What one operation carries when that is what counts, e.g. 1,000 spans per
+ * IngestBatch: the row gets a `<name>/s` column (ops/s × `perOp`).
+ */
+export interface OpUnit {
+  /** Plural noun, e.g. `spans`. */
+  readonly name: string;
+  readonly perOp: number;
+}
+
+/** What every row has: a label and where it goes. */
+interface RowBase {
   readonly label: string;
-  readonly host: HostSpec;
-  /**
-   * Runs against the fresh host before anything is measured (e.g. registers
-   * the instances a read workload reads), from this process.
-   */
-  readonly prepare?: (address: string) => Promise<void>;
   /** Rows of one section share a table in the report. */
   readonly section?: string;
   /** Label of another target of the bench this one is compared with, e.g. etcd's. */
   readonly peer?: string;
 }
 
-/** One server measured under closed-loop unary load: which host runs it and which scenario loads it. */
+/** What every target measured on a server has: a row, a host. */
+interface TargetBase extends RowBase {
+  readonly host: HostSpec;
+  /**
+   * Runs against the fresh host before anything is measured (e.g. registers
+   * the instances a read workload reads), from this process.
+   */
+  readonly prepare?: (address: string) => Promise<void>;
+}
+
+/** One server measured under unary load (closed loop, or paced): which host runs it and which scenario loads it. */
 export interface LoadTarget extends TargetBase {
   /** URL of the compiled scenario module (see `LoadScenario`). */
   readonly scenario: string;
   /** Calls in flight when not `--concurrency` (e.g. a latency goal taken below saturation). */
   readonly concurrency?: number;
+  /** Load client processes when not `--clients`. */
+  readonly clients?: number;
+  /**
+   * Calls per second over the clients, open loop, `concurrency` capping the
+   * calls in flight (e.g. a latency probe beside a `background` load);
+   * absent: closed loop.
+   */
+  readonly ratePerSecond?: number;
+  /** What an op carries, for a `<unit>/s` column. */
+  readonly unit?: OpUnit;
+  /**
+   * Paced load beside the measured one, from one more client process (see
+   * `BackgroundLoad`). Its rate and p99 become the columns `bg <unit>/s` (or
+   * `bg ops/s`) and `bg p99 ms`; the row's server CPU/op includes its work.
+   */
+  readonly background?: BackgroundLoad & { readonly unit?: OpUnit };
+}
+
+/**
+ * A raw pipeline measured in a process of its own (see `PipelineScenario`):
+ * no host, no load clients. Its row reads: ops/s = operations completed per
+ * second with `concurrency` in flight, latencies per operation, CPU and GC
+ * µs/op of the pipeline process; client CPU is blank.
+ */
+export interface PipelineTarget extends RowBase {
+  readonly pipeline: {
+    /** URL of the compiled pipeline module. */
+    readonly scenario: string;
+    /** Operations in flight. */
+    readonly concurrency: number;
+  };
+  readonly unit?: OpUnit;
 }
 
 /**
@@ -67,8 +128,8 @@ export interface WatchTarget extends TargetBase {
   };
 }
 
-/** One server measured by a bench. */
-export type BenchTarget = LoadTarget | WatchTarget;
+/** One server (or raw pipeline) measured by a bench. */
+export type BenchTarget = LoadTarget | WatchTarget | PipelineTarget;
 
 /** A named bench: its targets, always measured next to the ceiling, and its optional goal. */
 export interface Bench {
@@ -102,7 +163,7 @@ export async function runBench(bench: Bench, options: BenchOptions): Promise<Ben
       options.progress(
         `${bench.name} run ${run}/${options.runs} ${target.label}: ${measurement.opsPerSecond.toFixed(0)} ops/s, ` +
           `${measurement.cpuMicrosPerOp.toFixed(1)} CPU µs/op (GC ${measurement.gcMicrosPerOp.toFixed(1)}), p99 ${measurement.p99Ms.toFixed(2)} ms, ` +
-          `client ${measurement.clientCpuMicrosPerOp.toFixed(1)} CPU µs/op` +
+          (Number.isNaN(measurement.clientCpuMicrosPerOp) ? "no client" : `client ${measurement.clientCpuMicrosPerOp.toFixed(1)} CPU µs/op`) +
           Object.entries(measurement.extras ?? {})
             .map(([key, value]) => `, ${key} ${Number.isInteger(value) ? value : value.toFixed(1)}`)
             .join(""),
@@ -116,6 +177,7 @@ export async function runBench(bench: Bench, options: BenchOptions): Promise<Ben
 }
 
 async function measure(target: BenchTarget, options: BenchOptions): Promise<Measurement> {
+  if ("pipeline" in target) return measurePipeline(target, options);
   const host = await startHost(target.host, options.hostExecArgv);
   try {
     await target.prepare?.(host.address);
@@ -126,21 +188,64 @@ async function measure(target: BenchTarget, options: BenchOptions): Promise<Meas
 }
 
 async function measureLoad(target: LoadTarget, host: Host, options: BenchOptions): Promise<Measurement> {
-  const { result, before, after } = await runLoad({
+  const { result, before, after, background } = await runLoad({
     address: host.address,
     scenario: target.scenario,
     settings: {
       ...options,
       concurrency: target.concurrency ?? options.concurrency,
-      clients: Math.min(options.clients, target.concurrency ?? options.concurrency),
+      clients: Math.min(target.clients ?? options.clients, target.concurrency ?? options.concurrency),
+      ...(target.ratePerSecond !== undefined ? { ratePerSecond: target.ratePerSecond } : {}),
     },
     sample: () => host.stats(),
+    ...(target.background !== undefined ? { background: target.background } : {}),
   });
+  const extras = {
+    ...unitRate(target.unit, result.opsPerSecond),
+    ...(background !== undefined ? backgroundExtras(background, target.background?.unit) : {}),
+  };
   return {
     label: target.label,
     opsPerSecond: result.opsPerSecond,
     ...window(result, before, after, result.ops),
     rssMiB: after.rssBytes / (1024 * 1024),
+    ...(Object.keys(extras).length > 0 ? { extras } : {}),
+  };
+}
+
+async function measurePipeline(target: PipelineTarget, options: BenchOptions): Promise<Measurement> {
+  const result = await runPipeline({
+    scenario: target.pipeline.scenario,
+    concurrency: target.pipeline.concurrency,
+    durability: options.durability,
+    warmupSeconds: options.warmupSeconds,
+    durationSeconds: options.durationSeconds,
+    execArgv: options.hostExecArgv,
+  });
+  const extras = unitRate(target.unit, result.opsPerSecond);
+  return {
+    label: target.label,
+    opsPerSecond: result.opsPerSecond,
+    p50Ms: result.p50Ms,
+    p90Ms: result.p90Ms,
+    p99Ms: result.p99Ms,
+    cpuMicrosPerOp: result.cpuMicrosPerOp,
+    gcMicrosPerOp: result.gcMicrosPerOp,
+    clientCpuMicrosPerOp: Number.NaN,
+    rssMiB: result.rssBytes / (1024 * 1024),
+    ...(Object.keys(extras).length > 0 ? { extras } : {}),
+  };
+}
+
+/** The `<unit>/s` column of a row whose ops carry `unit`, rounded to a whole number. */
+function unitRate(unit: OpUnit | undefined, opsPerSecond: number, prefix = ""): Record<string, number> {
+  return unit === undefined ? {} : { [`${prefix}${unit.name}/s`]: Math.round(opsPerSecond * unit.perOp) };
+}
+
+function backgroundExtras(background: LoadResult, unit: OpUnit | undefined): Record<string, number> {
+  return {
+    ...(unit === undefined ? { "bg ops/s": background.opsPerSecond } : unitRate(unit, background.opsPerSecond, "bg ")),
+    "bg p99 ms": background.p99Ms,
   };
 }
 

@@ -24,9 +24,9 @@ const hostModules: Record<NodeHostSpec["kind"], URL> = {
  * `--expose-gc` lets a stats request collect first (see `StatsRequest.gc`);
  * it costs nothing until then.
  */
-const hostV8Flags = ["--initial-old-space-size=512", "--expose-gc"];
+export const hostV8Flags: readonly string[] = ["--initial-old-space-size=512", "--expose-gc"];
 
-/** Temp directories of hosts that have not been stopped yet. */
+/** Temp directories of hosts (and pipelines) that have not been stopped yet. */
 const liveDirs = new Set<string>();
 
 const startTimeoutMs = 20_000;
@@ -47,6 +47,24 @@ export interface Host {
 }
 
 /**
+ * A fresh temp directory for a measured process, removed by `remove()` or,
+ * should the bench end first, by {@link removeHostDirs}.
+ *
+ * @param kind names the directory, e.g. `control-plane`
+ */
+export function createHostDir(kind: string): { readonly path: string; remove(): void } {
+  const path = mkdtempSync(join(tmpdir(), `latticeforge-bench-${kind}-`));
+  liveDirs.add(path);
+  return {
+    path,
+    remove: () => {
+      rmSync(path, { recursive: true, force: true });
+      liveDirs.delete(path);
+    },
+  };
+}
+
+/**
  * Starts the server of `spec` — a forked Node host process, or etcd — and
  * resolves once it serves. Each host gets a fresh temp directory, removed
  * when it stops.
@@ -54,23 +72,18 @@ export interface Host {
  * @param execArgv Node flags of a Node host process besides the common V8 heap flags, e.g. `--cpu-prof`
  */
 export async function startHost(spec: HostSpec, execArgv: readonly string[]): Promise<Host> {
-  const dir = mkdtempSync(join(tmpdir(), `latticeforge-bench-${spec.kind}-`));
-  liveDirs.add(dir);
-  const removeDir = (): void => {
-    rmSync(dir, { recursive: true, force: true });
-    liveDirs.delete(dir);
-  };
+  const dir = createHostDir(spec.kind);
   try {
-    const host = spec.kind === "etcd" ? await startEtcdHost(spec.binary, dir) : await forkHost(spec, dir, execArgv);
+    const host = spec.kind === "etcd" ? await startEtcdHost(spec.binary, dir.path) : await forkHost(spec, dir.path, execArgv);
     return {
       ...host,
       stop: async () => {
         await host.stop();
-        removeDir();
+        dir.remove();
       },
     };
   } catch (error) {
-    removeDir();
+    dir.remove();
     throw error;
   }
 }

@@ -3,7 +3,12 @@
  * a grpc-js client on one HTTP/2 connection keeping `concurrency` unary calls
  * of a scenario in flight — each completion immediately issues the next call
  * (closed loop) — with per-call latency taken by `process.hrtime.bigint()`,
- * which includes decoding the response and the scenario's `consume`.
+ * which includes decoding the response and the scenario's `consume`. With a
+ * `ratePerSecond` the client is paced instead (open loop): call `n` is due
+ * `n / rate` seconds after its start, and `concurrency` caps the calls in
+ * flight: a call due while the cap is reached is skipped, not postponed, so
+ * a server that falls behind gets no burst of catch-up calls; it shows as a
+ * rate below the one asked for.
  *
  * Protocol: the job arrives as JSON in argv[2]; the client connects, starts
  * the load and sends `started`; `measure` starts the window, `stop` ends it,
@@ -12,9 +17,9 @@
 import type { Message } from "@bufbuild/protobuf";
 import { Client, credentials, type MethodDefinition, type ServiceError } from "@grpc/grpc-js";
 import { grpcServiceDefinition } from "../../../client/grpc-definition.js";
-import { nextMessage, runChild, sendToParent } from "./ipc.js";
-import { LatencyRecorder } from "./latency.js";
-import type { LoadClientResult, LoadJob, LoadMessage } from "./load-protocol.js";
+import { runChild, sendToParent } from "./ipc.js";
+import type { LoadJob, LoadMessage } from "./load-protocol.js";
+import { MeasuredWindow } from "./measured-window.js";
 import { loadScenario } from "./scenario.js";
 
 /** How long the client waits for the connection to become ready. */
@@ -32,77 +37,51 @@ runChild(async () => {
     throw new Error(`${scenario.service.typeName}.${scenario.method} is not a unary method`);
   }
   const deserialize: (bytes: Buffer) => unknown = job.rawResponses ? (bytes) => bytes : method.responseDeserialize;
+  // A scenario may hand over requests already encoded; they are sent as they are.
+  const serialize = (request: Message | Uint8Array): Buffer =>
+    request instanceof Uint8Array ? Buffer.from(request.buffer, request.byteOffset, request.byteLength) : method.requestSerialize(request);
   const consume = job.rawResponses ? undefined : scenario.consume?.bind(scenario);
   const client = new Client(job.address, credentials.createInsecure(), {});
   await new Promise<void>((resolve, reject) => {
     client.waitForReady(Date.now() + connectTimeoutMs, (error) => (error === undefined ? resolve() : reject(error)));
   });
 
-  const recorder = new LatencyRecorder();
-  let measuring = false;
-  let stopping = false;
-  let inFlight = 0;
+  const window = new MeasuredWindow();
+  let pacer: NodeJS.Timeout | undefined;
+  // Listen before announcing the start: the parent may answer at once.
+  const measured = window.run({ drainTimeoutMs, parentTimeoutMs, onStop: () => clearInterval(pacer) });
   let sequence = 0;
-  let errors = 0;
-  let firstError: string | undefined;
-  let onDrained: (() => void) | undefined;
-
   const issue = (): void => {
-    inFlight++;
-    const startedAt = process.hrtime.bigint();
-    client.makeUnaryRequest<Message, unknown>(
+    const startedAt = window.begin();
+    client.makeUnaryRequest<Message | Uint8Array, unknown>(
       method.path,
-      method.requestSerialize,
+      serialize,
       deserialize,
       scenario.request(sequence++, job.client),
       (error: ServiceError | null, response?: unknown) => {
         if (error === null && consume !== undefined) consume(response as Message);
-        const elapsed = process.hrtime.bigint() - startedAt;
-        inFlight--;
-        if (error !== null) {
-          errors++;
-          firstError ??= `${error.code} ${error.details}`;
-        } else if (measuring) {
-          recorder.record(Number(elapsed));
-        }
-        if (!stopping) issue();
-        else if (inFlight === 0) onDrained?.();
+        window.end(startedAt, error === null ? undefined : `${error.code} ${error.details}`);
+        if (!window.stopping && job.ratePerSecond === undefined) issue();
       },
     );
   };
-  // Listen before announcing the start: the parent may answer at once.
-  let windowStart = 0n;
-  let windowCpu: NodeJS.CpuUsage | undefined;
-  const measured = nextMessage<LoadMessage, "measure">(process, "measure", parentTimeoutMs, "waiting for measure").then(() => {
-    measuring = true;
-    windowStart = process.hrtime.bigint();
-    windowCpu = process.cpuUsage();
-  });
-  const stopped = nextMessage<LoadMessage, "stop">(process, "stop", parentTimeoutMs, "waiting for stop");
-  for (let i = 0; i < job.concurrency; i++) issue();
-  await sendToParent({ type: "started" } satisfies LoadMessage);
-  await measured;
-  await stopped;
-  const seconds = Number(process.hrtime.bigint() - windowStart) / 1e9;
-  const cpu = process.cpuUsage(windowCpu);
-  measuring = false;
-  stopping = true;
-  if (inFlight > 0) {
-    await new Promise<void>((resolve) => {
-      onDrained = resolve;
-      setTimeout(resolve, drainTimeoutMs).unref();
-    });
+  if (job.ratePerSecond === undefined) {
+    for (let i = 0; i < job.concurrency; i++) issue();
+  } else {
+    // Paced: the calls due by now (rate × time since the start); those over the cap are skipped.
+    const rate = job.ratePerSecond;
+    const pacedFrom = process.hrtime.bigint();
+    let paced = 0;
+    const pace = (): void => {
+      const due = Math.floor((Number(process.hrtime.bigint() - pacedFrom) / 1e9) * rate) + 1;
+      for (; paced < due; paced++) if (window.inFlight < job.concurrency) issue();
+    };
+    pace();
+    pacer = setInterval(pace, Math.max(1, Math.min(10, 500 / rate)));
   }
+  await sendToParent({ type: "started" } satisfies LoadMessage);
+  const result = await measured;
   client.close();
-  const result: LoadClientResult = {
-    type: "result",
-    ops: recorder.count,
-    errors,
-    ...(firstError !== undefined ? { firstError } : {}),
-    seconds,
-    cpuMicros: cpu.user + cpu.system,
-    latenciesNs: recorder.snapshot(),
-  };
   await sendToParent(result);
   process.exit(0);
 });

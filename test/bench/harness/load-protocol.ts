@@ -14,6 +14,12 @@ export interface LoadJob {
   readonly client: number;
   /** Keep responses as bytes: no decoding, no `consume` (see `LoadSettings.rawResponses`). */
   readonly rawResponses: boolean;
+  /**
+   * Calls per second, open loop (e.g. load beside a latency probe, or the
+   * probe itself): call `n` is due `n / rate` s after the start, and one due
+   * while `concurrency` calls are in flight is skipped. Absent: closed loop.
+   */
+  readonly ratePerSecond?: number;
 }
 
 /** Parent → client: start counting (the warm-up is over). */

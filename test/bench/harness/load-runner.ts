@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { nextMessage } from "./ipc.js";
 import { mergeSorted, nearestRank } from "./latency.js";
-import type { LoadJob, LoadMessage } from "./load-protocol.js";
+import type { LoadClientResult, LoadJob, LoadMessage } from "./load-protocol.js";
 import { forkChild, reapChild } from "./processes.js";
 
 const loadClientModule = new URL("./load-client.js", import.meta.url);
@@ -28,6 +28,12 @@ export interface LoadSettings {
    * a large response costs the client.
    */
   readonly rawResponses: boolean;
+  /**
+   * Calls per second over all clients, open loop (`concurrency` then caps
+   * the calls in flight; see `LoadJob.ratePerSecond`), e.g. a latency probe
+   * that should not itself load the server. Absent: closed loop.
+   */
+  readonly ratePerSecond?: number;
 }
 
 /** What the load clients measured, merged. */
@@ -48,6 +54,22 @@ export interface LoadRun<Sample> {
   readonly result: LoadResult;
   readonly before: Sample;
   readonly after: Sample;
+  /** What the background client measured in the same window, when there was one. */
+  readonly background?: LoadResult;
+}
+
+/**
+ * Paced load of another scenario from one more load client process, running
+ * beside the measured load from its start to its end (e.g. ingestion while
+ * a read latency is measured). Its figures are kept apart.
+ */
+export interface BackgroundLoad {
+  /** URL of the compiled scenario module. */
+  readonly scenario: string;
+  /** Calls per second, open loop. */
+  readonly ratePerSecond: number;
+  /** Most calls in flight. */
+  readonly concurrency: number;
 }
 
 /** What {@link runLoad} needs. */
@@ -59,6 +81,8 @@ export interface LoadRunOptions<Sample> {
   readonly settings: LoadSettings;
   /** Samples the server (e.g. its CPU time); called right before and right after the window. */
   readonly sample: () => Promise<Sample>;
+  /** Load beside the measured one; its client is numbered after the measured clients. */
+  readonly background?: BackgroundLoad;
 }
 
 /**
@@ -69,11 +93,19 @@ export interface LoadRunOptions<Sample> {
  * The clients are gone when it settles.
  */
 export async function runLoad<Sample>(options: LoadRunOptions<Sample>): Promise<LoadRun<Sample>> {
-  const { settings } = options;
-  const children = spread(settings.concurrency, settings.clients).map((concurrency, client) => {
-    const job: LoadJob = { address: options.address, scenario: options.scenario, concurrency, client, rawResponses: settings.rawResponses };
-    return forkChild(loadClientModule, [JSON.stringify(job)]);
-  });
+  const { settings, background } = options;
+  const jobs: LoadJob[] = spread(settings.concurrency, settings.clients).map((concurrency, client) => ({
+    address: options.address,
+    scenario: options.scenario,
+    concurrency,
+    client,
+    rawResponses: settings.rawResponses,
+    ...(settings.ratePerSecond !== undefined ? { ratePerSecond: settings.ratePerSecond / settings.clients } : {}),
+  }));
+  if (background !== undefined) {
+    jobs.push({ address: options.address, client: settings.clients, rawResponses: settings.rawResponses, ...background });
+  }
+  const children = jobs.map((job) => forkChild(loadClientModule, [JSON.stringify(job)]));
   try {
     await Promise.all(
       children.map((child, client) => nextMessage<LoadMessage, "started">(child, "started", startTimeoutMs, `load client ${client} start`)),
@@ -90,19 +122,24 @@ export async function runLoad<Sample>(options: LoadRunOptions<Sample>): Promise<
     const results = await Promise.all(answers);
     const failed = results.find((r) => r.errors > 0);
     if (failed !== undefined) throw new Error(`${failed.errors} calls failed, first: ${failed.firstError ?? "?"}`);
-    const latencies = mergeSorted(results.map((r) => r.latenciesNs));
-    const result: LoadResult = {
-      ops: latencies.length,
-      opsPerSecond: results.reduce((sum, r) => sum + r.ops / r.seconds, 0),
-      clientCpuMicros: results.reduce((sum, r) => sum + r.cpuMicros, 0),
-      p50Ms: nearestRank(latencies, 50) / 1e6,
-      p90Ms: nearestRank(latencies, 90) / 1e6,
-      p99Ms: nearestRank(latencies, 99) / 1e6,
-    };
-    return { result, before, after };
+    const result = merge(results.slice(0, settings.clients));
+    return { result, before, after, ...(background !== undefined ? { background: merge(results.slice(settings.clients)) } : {}) };
   } finally {
     await Promise.all(children.map((child) => reapChild(child, 2_000)));
   }
+}
+
+/** The results of several load clients as one: latency percentiles over all their calls. */
+function merge(results: readonly LoadClientResult[]): LoadResult {
+  const latencies = mergeSorted(results.map((r) => r.latenciesNs));
+  return {
+    ops: latencies.length,
+    opsPerSecond: results.reduce((sum, r) => sum + r.ops / r.seconds, 0),
+    clientCpuMicros: results.reduce((sum, r) => sum + r.cpuMicros, 0),
+    p50Ms: nearestRank(latencies, 50) / 1e6,
+    p90Ms: nearestRank(latencies, 90) / 1e6,
+    p99Ms: nearestRank(latencies, 99) / 1e6,
+  };
 }
 
 /** Splits `total` (calls in flight, streams) over `clients` as evenly as possible. */

@@ -225,3 +225,19 @@ function at(run: readonly Measurement[], index: number): Measurement {
   if (measurement === undefined) throw new Error(`run lacks target #${index}`);
   return measurement;
 }
+
+/** The summary row labelled `label`, if any. */
+export function findRow(rows: readonly SummaryRow[], label: string): SummaryRow | undefined {
+  return rows.find((r) => r.label === label);
+}
+
+/**
+ * The summary row labelled `label`.
+ *
+ * @throws Error when there is none (a bench's checks name a target it did not run)
+ */
+export function requireRow(rows: readonly SummaryRow[], label: string): SummaryRow {
+  const found = findRow(rows, label);
+  if (found === undefined) throw new Error(`no "${label}" row`);
+  return found;
+}

@@ -21,9 +21,12 @@ export interface LoadScenario {
   /**
    * Request `sequence` (0, 1, … per load client) of load client `client`
    * (0-based). Runs on the client's hot path: return a prebuilt message when
-   * requests do not vary.
+   * requests do not vary. Bytes are sent as they are: the request already
+   * encoded, for requests so large that encoding each would cost the load
+   * client more CPU than the server spends on it (see
+   * `scenarios/tracing-batches.ts`).
    */
-  request(sequence: number, client: number): Message;
+  request(sequence: number, client: number): Message | Uint8Array;
   /**
    * Runs on each decoded response inside the latency window, for work any
    * real client of the protocol must do before it can use an answer (e.g.
