@@ -15,6 +15,13 @@ export interface GroupCommitOptions {
   /** Most writes in one transaction; the rest wait for the next batch. Default 1000. */
   readonly maxBatch?: number;
   /**
+   * Most total weight in one transaction (see `write`'s `weight`), so one
+   * commit's ops never hold the event loop for long: a bulk write weighs
+   * its row count. The first write of a batch always runs, whatever its
+   * weight. Default 1000.
+   */
+  readonly maxBatchWeight?: number;
+  /**
    * Called once per committed batch, after every caller of the batch was
    * answered. Must not throw: an exception escapes `flush()` (or the
    * scheduled flush, where it is uncaught).
@@ -69,6 +76,8 @@ interface QueuedWrite {
   resolve(result: unknown): void;
   reject(error: unknown): void;
   result: unknown;
+  /** Its share of `maxBatchWeight`. */
+  weight: number;
   /** Already rejected: its op or its onCommitted threw. */
   failed: boolean;
 }
@@ -80,7 +89,8 @@ interface QueuedWrite {
  * - The first write into an empty queue schedules a flush with
  *   `setImmediate`, so every write arriving in the same event-loop turn (and
  *   while a commit blocked the loop) joins the next batch. A batch holds at
- *   most `maxBatch` writes; what is left is scheduled again.
+ *   most `maxBatch` writes and at most `maxBatchWeight` of weight (but at
+ *   least one write); what is left is scheduled again.
  * - A batch is `BEGIN IMMEDIATE`, then each op inside its own `SAVEPOINT`,
  *   then `COMMIT`. An op that throws is rolled back to its savepoint and
  *   rejects only its own caller; the others still commit.
@@ -110,6 +120,7 @@ interface QueuedWrite {
  */
 export class GroupCommitter {
   private readonly maxBatch: number;
+  private readonly maxBatchWeight: number;
   private readonly onCommit: ((stats: CommitStats) => void) | undefined;
   private readonly beginStmt;
   private readonly commitStmt;
@@ -143,11 +154,20 @@ export class GroupCommitter {
     private readonly db: SqliteDatabase,
     options: GroupCommitOptions = {},
   ) {
-    const { maxBatch = 1000, onCommit, checkpointEveryBatches = 1000, checkpointIntervalMs = 1000, commitSync } = options;
+    const {
+      maxBatch = 1000,
+      maxBatchWeight = 1000,
+      onCommit,
+      checkpointEveryBatches = 1000,
+      checkpointIntervalMs = 1000,
+      commitSync,
+    } = options;
     if (!Number.isInteger(maxBatch) || maxBatch < 1) {
       throw new RangeError(`maxBatch must be a positive integer, got ${maxBatch}`);
     }
+    if (!(maxBatchWeight > 0)) throw new RangeError(`maxBatchWeight must be positive, got ${maxBatchWeight}`);
     this.maxBatch = maxBatch;
+    this.maxBatchWeight = maxBatchWeight;
     this.onCommit = onCommit;
     this.beginStmt = db.prepare("BEGIN IMMEDIATE");
     this.commitStmt = db.prepare("COMMIT");
@@ -194,12 +214,13 @@ export class GroupCommitter {
    * @returns the op's result, only after COMMIT returned and `onCommitted`
    *   ran; rejects with the op's error, the `onCommitted` error, the batch's
    *   BEGIN/COMMIT error, or {@link StoreClosedError} after {@link close}
+   * @param weight the write's share of `maxBatchWeight`, e.g. its row count; default 1
    */
-  write<T>(op: (db: SqliteDatabase) => T, onCommitted?: (result: T) => void): Promise<T> {
+  write<T>(op: (db: SqliteDatabase) => T, onCommitted?: (result: T) => void, weight = 1): Promise<T> {
     if (this.closed) return Promise.reject(new StoreClosedError());
     if (this.syncFailure !== undefined) return Promise.reject(this.syncFailure);
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ op, onCommitted, resolve, reject, result: undefined, failed: false });
+      this.queue.push({ op, onCommitted, resolve, reject, result: undefined, weight, failed: false });
       this.schedule();
     });
   }
@@ -212,7 +233,14 @@ export class GroupCommitter {
     if (this.running || this.checkpointing || this.queue.length === 0) return;
     clearImmediate(this.scheduled);
     this.scheduled = undefined;
-    const batch = this.queue.splice(0, this.maxBatch);
+    let count = 0;
+    let weight = 0;
+    while (count < this.queue.length && count < this.maxBatch) {
+      weight += this.queue[count]!.weight;
+      if (count > 0 && weight > this.maxBatchWeight) break;
+      count++;
+    }
+    const batch = this.queue.splice(0, count);
     if (this.queue.length > 0) this.schedule();
     this.running = true;
     try {

@@ -282,6 +282,7 @@ export class TracingStore {
           if (anomalies === undefined) return;
           for (const listener of this.listeners) listener(anomalies);
         },
+        spans.length,
       )
       .then(({ counts, decisions }) => ({ counts, decisions }));
   }

@@ -210,15 +210,22 @@ function checkStringMap(map: Readonly<Record<string, string>>, maxEntries: numbe
   if (entries.length > maxEntries) {
     throw new InvalidFieldError(field, `must have at most ${maxEntries} entries, got ${entries.length}`);
   }
+  // The entry's field path is built only for an error: this loop runs for
+  // every tag of every ingested span.
+  const entryField = (key: string): string => `${field}[${quote(key)}]`;
   for (const [key, value] of entries) {
-    const entryField = `${field}[${quote(key)}]`;
     if (key.length === 0 || key.length > spanInputLimits.maxTagKeyChars) {
-      throw new InvalidFieldError(entryField, `key must be 1..${spanInputLimits.maxTagKeyChars} characters, got ${key.length}`);
+      throw new InvalidFieldError(entryField(key), `key must be 1..${spanInputLimits.maxTagKeyChars} characters, got ${key.length}`);
     }
     if (typeof value !== "string") {
-      throw new InvalidFieldError(entryField, `value must be a string, got ${typeof value}`);
+      throw new InvalidFieldError(entryField(key), `value must be a string, got ${typeof value}`);
     }
-    checkLength(value, spanInputLimits.maxTagValueChars, entryField, "value ");
+    if (value.length > spanInputLimits.maxTagValueChars) {
+      throw new InvalidFieldError(
+        entryField(key),
+        `value must be at most ${spanInputLimits.maxTagValueChars} characters, got ${value.length}`,
+      );
+    }
   }
 }
 

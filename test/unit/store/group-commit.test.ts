@@ -50,6 +50,15 @@ afterEach(() => {
 });
 
 describe("GroupCommitter batching", () => {
+  it("bounds a batch's total weight, always taking at least one write", async () => {
+    const gc = new GroupCommitter(db, { maxBatchWeight: 1000, onCommit: (stats) => batches.push(stats) });
+    const weights = [600, 300, 200, 1500, 1, 1];
+    await Promise.all(weights.map((weight, i) => gc.write(insertItem(`w${i}`), undefined, weight)));
+    // 600+300 fit; +200 would pass 1000; 200 alone; 1500 alone (over the bound, but first); then 1+1.
+    expect(batches.map((b) => b.batchSize)).toEqual([2, 1, 1, 2]);
+    expect(itemNames(db)).toEqual(weights.map((_, i) => `w${i}`));
+  });
+
   it("commits 200 writes issued in one turn in one batch, answering each with its own result", async () => {
     const gc = committer();
     const committed: number[] = [];
