@@ -1,9 +1,10 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=64
 import { Code, ConnectError } from "@connectrpc/connect";
 import { runServe } from "../../server/main.js";
 import { UsageError } from "./client-flags.js";
 import type { Command } from "./command.js";
 import { healthCommand } from "./commands/health.js";
+import { mirrorCommand } from "./commands/mirror.js";
 import { registryCommand } from "./commands/registry.js";
 import { servicesCommand } from "./commands/services.js";
 import { traceCommand } from "./commands/trace.js";
@@ -16,6 +17,7 @@ const commands: Record<string, Command> = {
     run: runServe,
   },
   health: healthCommand,
+  mirror: mirrorCommand,
   registry: registryCommand,
   services: servicesCommand,
   trace: traceCommand,
