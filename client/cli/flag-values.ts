@@ -60,3 +60,28 @@ export function sinceFlag(value: FlagValue, flag: string, nowMs: number = Date.n
   if (Number.isNaN(time)) throw new UsageError(`${flag} must be an age (30s, 15m, 2h, 7d) or an RFC 3339 time, got "${text}"`);
   return timestampFromMs(time);
 }
+
+/**
+ * The values of a repeatable string flag (declared `multiple: true`), in the
+ * order given; empty when the flag is absent.
+ */
+export function repeatedFlag(value: FlagValue | readonly string[]): string[] {
+  if (value === undefined || typeof value === "boolean") return [];
+  return typeof value === "string" ? [value] : [...value];
+}
+
+/**
+ * The items of a list flag: comma-separated, and the flag repeatable
+ * (`--include a,b --include c` is `[a, b, c]`); empty when absent.
+ *
+ * @throws UsageError naming the flag when an item is empty (`a,,b`)
+ */
+export function listFlag(value: FlagValue | readonly string[], flag: string): string[] {
+  return repeatedFlag(value).flatMap((text) =>
+    text.split(",").map((item) => {
+      const trimmed = item.trim();
+      if (trimmed === "") throw new UsageError(`${flag} must be names separated by commas, got "${text}"`);
+      return trimmed;
+    }),
+  );
+}

@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { create, fromJson, toJson, type JsonValue } from "@bufbuild/protobuf";
 import { timestampDate, type Duration } from "@bufbuild/protobuf/wkt";
 import type { Client } from "@connectrpc/connect";
@@ -29,8 +29,10 @@ import { formatMs, renderWaterfall, spanDurationNs, waterfallBarWidth } from "..
 import { clientFlagsHelp, UsageError, type ClientInvocation } from "../client-flags.js";
 import type { Command } from "../command.js";
 import { integerFlag, numberFlag, requiredFlag, sinceFlag } from "../flag-values.js";
+import { InputError, inputFailure, readJsonFile } from "../input-file.js";
 import { runRevisionWatch } from "../revision-watch.js";
 import { createServiceCommand } from "../service-command.js";
+import { percent, plural } from "../text-format.js";
 
 const usage = `Usage: latticeforge trace <subcommand> [flags]
 
@@ -210,15 +212,6 @@ async function runSubcommand(sub: string, cli: ClientInvocation, collector: Coll
   }
 }
 
-function plural(count: number, noun: string): string {
-  return `${count} ${noun}${count === 1 ? "" : "s"}`;
-}
-
-/** A 0..1 share as a percentage with one decimal. */
-function percent(share: number): string {
-  return `${(share * 100).toFixed(1)}%`;
-}
-
 function durationNs(duration: Duration | undefined): bigint {
   return duration === undefined ? 0n : duration.seconds * 1_000_000_000n + BigInt(duration.nanos);
 }
@@ -334,23 +327,9 @@ function watchAnomalies(cli: ClientInvocation, collector: Collector): Promise<nu
   });
 }
 
-/** A bad input file: reported on stderr with exit code 1 (not a usage mistake). */
-class InputError extends Error {}
-
 /** A file or stdin's spans: a JSON array of Span, or an IngestBatchRequest's `{"spans": [...]}`. */
 function readSpans(path: string): Span[] {
-  let text: string;
-  try {
-    text = readFileSync(path === "-" ? 0 : path, "utf8");
-  } catch (error) {
-    throw new InputError(`cannot read ${path}: ${(error as Error).message}`);
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (error) {
-    throw new InputError(`${path}: not JSON: ${(error as Error).message}`);
-  }
+  const parsed = readJsonFile(path);
   const list = Array.isArray(parsed) ? parsed : (parsed as { spans?: unknown } | null)?.spans;
   if (!Array.isArray(list)) throw new InputError(`${path}: expected a JSON array of spans (or {"spans": [...]})`);
   return list.map((item: unknown, i) => {
@@ -373,9 +352,7 @@ async function ingest(cli: ClientInvocation, collector: Collector): Promise<numb
   try {
     spans = readSpans(path);
   } catch (error) {
-    if (!(error instanceof InputError)) throw error;
-    process.stderr.write(`latticeforge trace ingest: ${(error as Error).message}\n`);
-    return 1;
+    return inputFailure("trace ingest", error);
   }
   const total = create(IngestBatchResponseSchema);
   for (let first = 0; first < spans.length; first += batchSpans) {

@@ -4,61 +4,11 @@ import { join } from "node:path";
 import { toJson } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpanSchema, SpanStatus, TraceCollectorService, type Span } from "../../../gen/latticeforge/tracing/v1/tracing_pb.js";
+import { cliLines as lines, interruptCli as interrupt, lineMatching, runCli as run } from "../../fixtures/cli-run.js";
 import { startTestControlPlane, type TestControlPlane } from "../../fixtures/control-plane.js";
-import { spawnCli, type ServerProcess } from "../../fixtures/server-process.js";
+import { spawnCli } from "../../fixtures/server-process.js";
 import { within } from "../../fixtures/streams.js";
 import { callOptions, newTraceId, spanId, spanMessage, traceSpans } from "../../fixtures/tracing.js";
-
-interface CliResult {
-  readonly code: number | string;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/**
- * Runs `latticeforge <args>` to completion with its raw stdout. Waits for
- * "close", not just "exit": only then has all of stdout and stderr arrived.
- */
-async function run(args: readonly string[]): Promise<CliResult> {
-  const proc = spawnCli(args);
-  let stdout = "";
-  proc.child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-  const closed = new Promise<void>((resolve) => proc.child.once("close", () => resolve()));
-  const [code] = await within(Promise.all([proc.exited, closed]), 10_000, `latticeforge ${args.join(" ")}`);
-  return { code, stdout, stderr: proc.stderr() };
-}
-
-/** Lines of a long-running CLI's stdout (spawnCli keeps each line as `{ msg }`). */
-function lines(proc: ServerProcess): string[] {
-  return proc.logs.map((line) => String(line.msg));
-}
-
-/** Resolves once the process printed a line matching `pattern`. */
-async function lineMatching(proc: ServerProcess, pattern: RegExp, timeoutMs = 10_000): Promise<string> {
-  return within(
-    new Promise<string>((resolve, reject) => {
-      const poll = setInterval(() => {
-        const found = lines(proc).find((line) => pattern.test(line));
-        if (found !== undefined) {
-          clearInterval(poll);
-          resolve(found);
-        }
-      }, 20);
-      void proc.exited.then((code) => {
-        clearInterval(poll);
-        reject(new Error(`exited (${code}) before printing ${pattern}: ${proc.stderr()}`));
-      });
-    }),
-    timeoutMs,
-    `a line matching ${pattern}`,
-  );
-}
-
-/** Stops a watching CLI with Ctrl-C and returns its exit code. */
-async function interrupt(proc: ServerProcess): Promise<number | string> {
-  proc.child.kill("SIGINT");
-  return within(proc.exited, 10_000, "the watch to stop on SIGINT");
-}
 
 /** The bar of [from, to) cells in a 60-cell timeline, borders included. */
 function bar(from: number, to: number): string {
