@@ -110,10 +110,10 @@ interface QueuedWrite {
  *   its promises resolve (`onCommitted` already ran). At most one fsync is
  *   in flight; a scheduled batch waits for it, so writes arriving during an
  *   fsync form the next batch — the classic group commit, with the event
- *   loop free to read requests meanwhile. Every few batches a checkpoint
- *   runs after an fsync, and no batch begins until the database file is
- *   synced. A failed fsync rejects the writes it covered and every later
- *   write ({@link StoreSyncFailedError}).
+ *   loop free to read requests meanwhile. Every few batches (or every
+ *   second) a checkpoint starts after an fsync, in the checkpoint worker,
+ *   while writes go on. A failed fsync or checkpoint rejects the writes it
+ *   covered and every later write ({@link StoreSyncFailedError}).
  *
  * The committer does not own the connection: close the database after
  * {@link GroupCommitter.close}.
@@ -140,7 +140,7 @@ export class GroupCommitter {
   private awaitingSync: QueuedWrite[] = [];
   /** A WAL fsync is in flight. */
   private syncing = false;
-  /** A checkpoint's database fsync is in flight: no batch may begin. */
+  /** A checkpoint is running (in the checkpoint worker; writes go on). */
   private checkpointing = false;
   private batchesSinceCheckpoint = 0;
   private lastCheckpointMs = Date.now();
@@ -225,12 +225,9 @@ export class GroupCommitter {
     });
   }
 
-  /**
-   * Runs the next batch now, synchronously; the rest of the queue stays
-   * scheduled. Does nothing while a checkpoint holds writes back.
-   */
+  /** Runs the next batch now, synchronously; the rest of the queue stays scheduled. */
   flush(): void {
-    if (this.running || this.checkpointing || this.queue.length === 0) return;
+    if (this.running || this.queue.length === 0) return;
     clearImmediate(this.scheduled);
     this.scheduled = undefined;
     let count = 0;
@@ -257,11 +254,6 @@ export class GroupCommitter {
    */
   close(): void {
     this.closed = true;
-    if (this.checkpointing) {
-      // Finish the checkpoint's database sync here, so the queue may commit.
-      this.walSync?.syncDatabaseNow();
-      this.checkpointing = false;
-    }
     while (!this.running && this.queue.length > 0) this.flush();
     if (this.walSync === undefined || this.running) return;
     const waiting = this.awaitingSync.splice(0);
@@ -309,7 +301,7 @@ export class GroupCommitter {
     const due =
       this.batchesSinceCheckpoint >= this.checkpointEveryBatches ||
       (this.batchesSinceCheckpoint > 0 && Date.now() - this.lastCheckpointMs >= this.checkpointIntervalMs);
-    if (due && this.syncFailure === undefined && !this.running) {
+    if (due && this.syncFailure === undefined && !this.checkpointing) {
       this.checkpointing = true;
       this.batchesSinceCheckpoint = 0;
       this.lastCheckpointMs = Date.now();
@@ -317,11 +309,8 @@ export class GroupCommitter {
         .checkpoint()
         .catch((error: unknown) => this.failSync(error, []))
         .finally(() => {
-          if (!this.checkpointing) return; // close() finished it
           this.checkpointing = false;
-          this.continueAfterSync(walSync);
         });
-      return;
     }
     this.continueAfterSync(walSync);
   }

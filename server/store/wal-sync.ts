@@ -1,5 +1,7 @@
 import { closeSync, fsync, fsyncSync, openSync } from "node:fs";
+import { createRequire } from "node:module";
 import { dirname } from "node:path";
+import { Worker } from "node:worker_threads";
 import type { SqliteDatabase } from "./database.js";
 
 /** `PRAGMA synchronous` value of FULL. */
@@ -20,10 +22,8 @@ export interface CommitSync {
   sync(): Promise<void>;
   /** {@link sync}, blocking (shutdown). */
   syncNow(): void;
-  /** Checkpoints the WAL and syncs the database file; no write may begin until it resolves. */
+  /** Checkpoints the WAL off the event loop; writes may go on meanwhile. */
   checkpoint(): Promise<void>;
-  /** The database-file sync of {@link checkpoint}, blocking (shutdown). */
-  syncDatabaseNow(): void;
   /** Hands syncing back to SQLite. Idempotent. */
   release(): void;
 }
@@ -42,13 +42,16 @@ export interface CommitSync {
  * 1. A commit is acknowledged only after an fsync of the WAL file that
  *    started after its COMMIT returned (the caller's duty: see
  *    `GroupCommitter`). fsync flushes the file, whichever descriptor asks.
- * 2. With OFF, SQLite would checkpoint without syncing the database file and
- *    could then restart the WAL over frames whose pages are not yet durable
- *    in the database file. So automatic checkpoints are off
- *    (`wal_autocheckpoint = 0`) and {@link checkpoint} copies the frames
- *    (PASSIVE) and fsyncs the database file; the caller starts no write
- *    until it resolved, so the WAL is only restarted over frames that are
- *    durable in the database file.
+ * 2. With OFF, this connection's own checkpoints would copy frames into
+ *    the database file without syncing it, then mark them backfilled, which
+ *    lets the next write restart the WAL over them. So its automatic
+ *    checkpoints are off (`wal_autocheckpoint = 0`), and {@link checkpoint}
+ *    runs PASSIVE checkpoints on a second connection, in a worker thread,
+ *    with `synchronous = NORMAL`: SQLite then syncs the WAL before copying
+ *    and the database file after, and records the frames as backfilled
+ *    only after that sync. A writer restarts the WAL only once every frame
+ *    is backfilled, so only over frames durable in the database file; and
+ *    the event loop never runs (or waits for) a checkpoint.
  * 3. The WAL file's directory entry is made durable once, with the first
  *    sync (the WAL file is created by the first write).
  * 4. {@link release} puts back `synchronous = FULL` and automatic
@@ -57,6 +60,7 @@ export interface CommitSync {
  */
 export class WalSync implements CommitSync {
   private walFd: number | undefined;
+  private worker: CheckpointWorker | undefined;
   private released = false;
 
   private constructor(
@@ -96,28 +100,15 @@ export class WalSync implements CommitSync {
   }
 
   /**
-   * Copies the WAL's frames into the database file (PASSIVE: never waits)
-   * and fsyncs the database file. Start no write until it resolves
-   * (invariant 2).
+   * Copies the WAL's committed frames into the database file and syncs it,
+   * on the worker's connection (invariant 2). PASSIVE: it never waits for
+   * or blocks the writer. Call it one at a time.
+   *
+   * @returns resolves when the checkpoint finished; rejects with its error
    */
-  async checkpoint(): Promise<void> {
-    this.db.pragma("wal_checkpoint(PASSIVE)");
-    const fd = openSync(this.path, "r");
-    try {
-      await fsyncAsync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  }
-
-  /** The database file's fsync of {@link checkpoint}, blocking: for shutdown. */
-  syncDatabaseNow(): void {
-    const fd = openSync(this.path, "r");
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
+  checkpoint(): Promise<void> {
+    this.worker ??= new CheckpointWorker(this.path);
+    return this.worker.checkpoint();
   }
 
   /** Restores FULL syncing and automatic checkpoints, and closes the WAL descriptor. Idempotent. */
@@ -130,6 +121,8 @@ export class WalSync implements CommitSync {
     }
     if (this.walFd !== undefined) closeSync(this.walFd);
     this.walFd = undefined;
+    this.worker?.close();
+    this.worker = undefined;
   }
 
   /**
@@ -153,5 +146,60 @@ export class WalSync implements CommitSync {
       }
     }
     return this.walFd;
+  }
+}
+
+/**
+ * The worker thread's code: its own better-sqlite3 connection to the
+ * database, checkpointing on request. Evaluated from a string (CommonJS), so
+ * it runs the same from the compiled server and from TypeScript tests.
+ */
+const checkpointWorkerSource = `
+const { parentPort, workerData } = require("node:worker_threads");
+const Database = require(workerData.sqliteModule);
+const db = new Database(workerData.path);
+db.pragma("synchronous = NORMAL");
+db.pragma("busy_timeout = 5000");
+parentPort.on("message", () => {
+  try {
+    db.pragma("wal_checkpoint(PASSIVE)");
+    parentPort.postMessage({ ok: true });
+  } catch (error) {
+    parentPort.postMessage({ ok: false, error: String(error && error.message) });
+  }
+});
+`;
+
+/** A worker thread that runs checkpoints of one database, one at a time. */
+class CheckpointWorker {
+  private readonly worker: Worker;
+  private pending: { resolve(): void; reject(error: Error): void } | undefined;
+
+  constructor(path: string) {
+    const sqliteModule = createRequire(import.meta.url).resolve("better-sqlite3");
+    this.worker = new Worker(checkpointWorkerSource, { eval: true, workerData: { path, sqliteModule } });
+    this.worker.unref();
+    this.worker.on("message", (message: { ok: boolean; error?: string }) => {
+      const pending = this.pending;
+      this.pending = undefined;
+      if (message.ok) pending?.resolve();
+      else pending?.reject(new Error(`checkpoint failed: ${message.error ?? "unknown error"}`));
+    });
+    this.worker.on("error", (error) => {
+      this.pending?.reject(error);
+      this.pending = undefined;
+    });
+  }
+
+  checkpoint(): Promise<void> {
+    if (this.pending !== undefined) return Promise.reject(new Error("a checkpoint is already running"));
+    return new Promise((resolve, reject) => {
+      this.pending = { resolve, reject };
+      this.worker.postMessage("checkpoint");
+    });
+  }
+
+  close(): void {
+    void this.worker.terminate();
   }
 }
