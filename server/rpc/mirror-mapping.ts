@@ -3,7 +3,7 @@
  * domain values: enums, Timestamps, `google.protobuf.Value` (a message on
  * the wire, plain JSON inside) and proto3 zero values (read as unset).
  */
-import { create, fromJson, toJson, type JsonObject as ProtoJsonObject, type JsonValue as ProtoJsonValue } from "@bufbuild/protobuf";
+import { create, fromJson, type JsonObject as ProtoJsonObject, type JsonValue as ProtoJsonValue } from "@bufbuild/protobuf";
 import { timestampFromMs, ValueSchema, type Value } from "@bufbuild/protobuf/wkt";
 import {
   DiffKind,
@@ -21,10 +21,12 @@ import {
   type MirroredRequest as MirroredRequestMessage,
   type MirrorResult as MirrorResultMessage,
 } from "../../gen/latticeforge/mirror/v1/mirror_pb.js";
+import { InvalidFieldError } from "../core/errors.js";
 import type { DiffAnalysis } from "../core/mirror/analysis.js";
 import type { DiffKind as Kind, FieldDiff } from "../core/mirror/diff.js";
 import type { JsonValue, MirrorConfig, MirroredRequest, MirrorErrorKind, MirrorMode as Mode, MirrorResult } from "../core/mirror/model.js";
 import type { FieldVerdict as Verdict } from "../core/mirror/noise.js";
+import { quote } from "../core/mirror/quote.js";
 import type { CaptureInput, MirrorConfigInput } from "../core/mirror/validation.js";
 
 const modeOf: Record<MirrorMode, Mode | undefined> = {
@@ -63,9 +65,38 @@ const verdictEnum: Record<Verdict, FieldVerdict> = {
   insignificant: FieldVerdict.INSIGNIFICANT,
 };
 
-/** A `google.protobuf.Value` message as plain JSON; undefined when unset. */
-export function jsonOfValue(value: Value | undefined): JsonValue | undefined {
-  return value === undefined ? undefined : (toJson(ValueSchema, value) as JsonValue);
+/**
+ * A `google.protobuf.Value` message as plain JSON; undefined when unset.
+ * Walked by hand rather than with `toJson`, which throws a plain Error (an
+ * INTERNAL answer) for NaN and Infinity: those are kept as numbers here, for
+ * the caller's `checkJson` to reject naming the exact path.
+ *
+ * @param field the request field holding the value, for messages
+ * @throws InvalidFieldError naming the path of a Value with no kind set
+ */
+export function jsonOfValue(value: Value | undefined, field: string): JsonValue | undefined {
+  return value === undefined ? undefined : walkValue(value, field);
+}
+
+function walkValue(value: Value, field: string): JsonValue {
+  const { kind } = value;
+  switch (kind.case) {
+    case "nullValue":
+      return null;
+    case "boolValue":
+    case "numberValue":
+    case "stringValue":
+      return kind.value;
+    case "listValue":
+      return kind.value.values.map((item, i) => walkValue(item, `${field}[${i}]`));
+    case "structValue":
+      // fromEntries defines own properties, so a key "__proto__" stays a key.
+      return Object.fromEntries(
+        Object.entries(kind.value.fields).map(([key, item]) => [key, walkValue(item, `${field}[${quote(key)}]`)]),
+      );
+    default:
+      throw new InvalidFieldError(field, "must hold a value (a google.protobuf.Value with no kind set)");
+  }
 }
 
 /** Plain JSON as a `google.protobuf.Value` message. */
@@ -112,9 +143,14 @@ export function renderMirrorConfig(config: MirrorConfig): MirrorConfigMessage {
   });
 }
 
-/** A capture message as the core's unvalidated input. */
-export function captureInput(message: CaptureRequest): CaptureInput {
-  const productionResponse = jsonOfValue(message.productionResponse);
+/**
+ * A capture message as the core's unvalidated input.
+ *
+ * @param fieldPrefix the message's field path (`capture[3]`), "" for top-level fields
+ */
+export function captureInput(message: CaptureRequest, fieldPrefix = ""): CaptureInput {
+  const field = fieldPrefix === "" ? "production_response" : `${fieldPrefix}.production_response`;
+  const productionResponse = jsonOfValue(message.productionResponse, field);
   return {
     requestId: message.requestId,
     traceId: message.traceId,

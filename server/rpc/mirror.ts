@@ -3,6 +3,7 @@ import {
   MirrorEventType,
   MirrorService,
   WatchMirrorsResponseSchema,
+  type CaptureRequest,
   type WatchMirrorsResponse,
 } from "../../gen/latticeforge/mirror/v1/mirror_pb.js";
 import { InvalidFieldError } from "../core/errors.js";
@@ -10,9 +11,9 @@ import { analyzeDiffs } from "../core/mirror/analysis.js";
 import { resolveDispatchBatchSize, resolveDrainLimit } from "../core/mirror/buffer-rules.js";
 import { shouldMirror } from "../core/mirror/decision.js";
 import { compareResponses } from "../core/mirror/diff.js";
-import type { MirrorLimits } from "../core/mirror/model.js";
+import type { MirroredRequest, MirrorLimits } from "../core/mirror/model.js";
 import { resolveRateMultiplier } from "../core/mirror/replay.js";
-import { validateCaptureInput, validateMirrorConfigInput, validateMirrorId } from "../core/mirror/validation.js";
+import { checkJson, validateCaptureInput, validateMirrorConfigInput, validateMirrorId } from "../core/mirror/validation.js";
 import type { MirrorCaptureCount, MirrorEvent, MirrorStore } from "../store/mirror-store.js";
 import type { Dispatcher } from "../shadow/dispatcher.js";
 import type { WatchHub } from "../watch/watch-hub.js";
@@ -115,7 +116,7 @@ export function createMirrorService(options: MirrorServiceOptions): ServiceRegis
     },
 
     async capture(request) {
-      const mirrored = validateCaptureInput(captureInput(request), now(), limits, "");
+      const mirrored = validateCapture(request, now(), limits, "");
       return { mirrors: await store.capture(mirrored) };
     },
 
@@ -132,22 +133,26 @@ export function createMirrorService(options: MirrorServiceOptions): ServiceRegis
       // Captures are written without waiting for each commit, so one stream
       // fills group-commit batches; at most maxCapturesInFlight wait at once.
       // A failure (an invalid capture, a store error) ends the call; captures
-      // before it stay committed, as with separate Capture calls.
+      // before it stay committed, as with separate Capture calls. A store
+      // error is noted when it happens (never left as an unhandled
+      // rejection while the stream waits for its next message) and ends the
+      // call at the next message or at the end.
       const inFlight: Promise<void>[] = [];
+      let failure: { readonly error: unknown } | undefined;
+      const noteFailure = (error: unknown): void => {
+        failure ??= { error };
+      };
       let captures = 0;
-      try {
-        for await (const message of requests) {
-          if (message.capture === undefined) throw new InvalidFieldError(`capture[${captures}]`, "is required");
-          const mirrored = validateCaptureInput(captureInput(message.capture), now(), limits, `capture[${captures}]`);
-          captures++;
-          inFlight.push(store.capture(mirrored).then(add));
-          if (inFlight.length >= maxCapturesInFlight) await inFlight.shift();
-        }
-        await Promise.all(inFlight);
-      } catch (error) {
-        for (const pending of inFlight) pending.catch(() => undefined);
-        throw error;
+      for await (const message of requests) {
+        if (failure !== undefined) throw failure.error;
+        if (message.capture === undefined) throw new InvalidFieldError(`capture[${captures}]`, "is required");
+        const mirrored = validateCapture(message.capture, now(), limits, `capture[${captures}]`);
+        captures++;
+        inFlight.push(store.capture(mirrored).then(add, noteFailure));
+        if (inFlight.length >= maxCapturesInFlight) await inFlight.shift();
       }
+      await Promise.all(inFlight);
+      if (failure !== undefined) throw failure.error;
       return {
         captures,
         mirrors: [...totals]
@@ -192,8 +197,10 @@ export function createMirrorService(options: MirrorServiceOptions): ServiceRegis
     },
 
     compareResponses(request) {
-      const production = jsonOfValue(request.production) ?? null;
-      const shadow = jsonOfValue(request.shadow) ?? null;
+      const production = jsonOfValue(request.production, "production") ?? null;
+      const shadow = jsonOfValue(request.shadow, "shadow") ?? null;
+      checkJson(production, Number.POSITIVE_INFINITY, "production");
+      checkJson(shadow, Number.POSITIVE_INFINITY, "shadow");
       const comparison = compareResponses(production, shadow, request.ignoreFields);
       return {
         hasDiff: comparison.hasDiff,
@@ -249,4 +256,23 @@ export function createMirrorService(options: MirrorServiceOptions): ServiceRegis
       }
     },
   });
+}
+
+/**
+ * A capture message checked and converted (see `validateCaptureInput`). The
+ * core names the raw body `raw_body`; the API's field is `body`.
+ *
+ * @param fieldPrefix the message's field path (`capture[3]`), "" for top-level fields
+ * @throws InvalidFieldError naming the API's field
+ */
+function validateCapture(message: CaptureRequest, nowMs: number, limits: MirrorLimits, fieldPrefix: string): MirroredRequest {
+  const field = (name: string): string => (fieldPrefix === "" ? name : `${fieldPrefix}.${name}`);
+  try {
+    return validateCaptureInput(captureInput(message, fieldPrefix), nowMs, limits, fieldPrefix);
+  } catch (error) {
+    if (error instanceof InvalidFieldError && error.field === field("raw_body")) {
+      throw new InvalidFieldError(field("body"), error.reason);
+    }
+    throw error;
+  }
 }

@@ -89,7 +89,7 @@ export class Dispatcher {
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.concurrency, batch.length) }, worker));
-    await this.store.recordResults(mirrorId, batch, results);
+    await this.store.recordResults(config, batch, results);
     return results;
   }
 

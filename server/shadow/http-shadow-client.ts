@@ -27,8 +27,8 @@ export interface HttpShadowClientOptions {
  *
  * Outcomes: a response of any status (`response`, with the body parsed as
  * JSON, or as its text when it is not JSON); no answer within the request's
- * timeout (`timeout`: the request is destroyed); a socket or DNS failure
- * (`connection`, with the error code).
+ * timeout (`timeout`: the request is destroyed); a socket or DNS failure,
+ * or a request node:http refuses to send (`connection`, with the error code).
  */
 export function createHttpShadowClient(options: HttpShadowClientOptions = {}): ShadowClient {
   const maxSockets = options.maxSocketsPerOrigin ?? 64;
@@ -43,6 +43,7 @@ export function createHttpShadowClient(options: HttpShadowClientOptions = {}): S
       const elapsed = (): number => performance.now() - started;
       return new Promise<ShadowOutcome>((resolve) => {
         let settled = false;
+        let timer: NodeJS.Timeout | undefined;
         const settle = (outcome: ShadowOutcome): void => {
           if (settled) return;
           settled = true;
@@ -53,7 +54,17 @@ export function createHttpShadowClient(options: HttpShadowClientOptions = {}): S
         const agent = url.protocol === "https:" ? agents["https:"] : agents["http:"];
         const send = url.protocol === "https:" ? https.request : http.request;
         const body = request.body;
-        const outgoing = send(url, { method: request.method, headers: request.headers, agent }, (response) => {
+        let outgoing: http.ClientRequest;
+        try {
+          outgoing = send(url, { method: request.method, headers: request.headers, agent }, onResponse);
+        } catch (error) {
+          // node:http refuses some requests synchronously, e.g. a header value
+          // outside latin-1 (ERR_INVALID_CHAR): an outcome, like any failure.
+          const code = (error as NodeJS.ErrnoException).code;
+          settle({ kind: "connection", latencyMs: elapsed(), error: code ?? (error as Error).message });
+          return;
+        }
+        function onResponse(response: http.IncomingMessage): void {
           const chunks: Buffer[] = [];
           let size = 0;
           response.on("data", (chunk: Buffer) => {
@@ -73,8 +84,8 @@ export function createHttpShadowClient(options: HttpShadowClientOptions = {}): S
           response.on("error", (error: NodeJS.ErrnoException) =>
             settle({ kind: "connection", latencyMs: elapsed(), error: error.code ?? error.message }),
           );
-        });
-        const timer = setTimeout(() => {
+        }
+        timer = setTimeout(() => {
           settle({ kind: "timeout", latencyMs: elapsed() });
           outgoing.destroy();
         }, request.timeoutMs);

@@ -98,9 +98,11 @@ interface MirrorRow {
  * revision log.
  *
  * Invariants:
- * 1. Every write is one group-committed op that updates SQLite and, inside
- *    the same op, the in-memory maps; a rolled-back batch reloads memory
- *    from the database, so the two never disagree after a commit.
+ * 1. Every write is one group-committed op that updates SQLite and then,
+ *    inside the same op once every statement succeeded, the in-memory maps
+ *    (an op that fails is rolled back to its savepoint with memory
+ *    untouched); a rolled-back batch reloads memory from the database, so
+ *    the two never disagree after a commit.
  * 2. An acknowledged capture is durable: its buffer rows and counters
  *    commit before the caller is answered.
  * 3. `pending` of a mirror equals its number of buffer rows (loaded with a
@@ -117,6 +119,13 @@ export class MirrorStore {
   private configs = new Map<string, MirrorConfig>();
   private stats = new Map<string, MirrorStats>();
   private tallies = new Map<string, DiffTally>();
+  /**
+   * The last buffer seq handed out by this process. Seqs are assigned here,
+   * never reused while the process runs (SQLite's default rowid would reuse
+   * the seqs of deleted rows at the top): a Dispatch's batch, read before a
+   * concurrent Drain emptied the buffer, must never name a later capture.
+   */
+  private lastSeq = 0;
   private readonly listeners = new Set<(change: RevisionedChange<MirrorEvent>) => void>();
   private readonly selectMirrorsStmt;
   private readonly pendingStmt;
@@ -125,6 +134,7 @@ export class MirrorStore {
   private readonly deleteMirrorStmt;
   private readonly deleteBufferStmt;
   private readonly enqueueStmt;
+  private readonly maxSeqStmt;
   private readonly countersStmt;
   private readonly oldestStmt;
   private readonly removeThroughStmt;
@@ -145,7 +155,8 @@ export class MirrorStore {
     this.updateConfigStmt = db.prepare("UPDATE mirrors SET config = ? WHERE mirror_id = ?");
     this.deleteMirrorStmt = db.prepare("DELETE FROM mirrors WHERE mirror_id = ?");
     this.deleteBufferStmt = db.prepare("DELETE FROM mirror_buffer WHERE mirror_id = ?");
-    this.enqueueStmt = db.prepare("INSERT INTO mirror_buffer (mirror_id, request) VALUES (?, ?)");
+    this.enqueueStmt = db.prepare("INSERT INTO mirror_buffer (seq, mirror_id, request) VALUES (?, ?, ?)");
+    this.maxSeqStmt = db.prepare("SELECT coalesce(max(seq), 0) AS seq FROM mirror_buffer");
     this.countersStmt = db.prepare("UPDATE mirrors SET captured = ?, dropped = ? WHERE mirror_id = ?");
     this.oldestStmt = db.prepare("SELECT seq, request FROM mirror_buffer WHERE mirror_id = ? ORDER BY seq LIMIT ?");
     this.removeThroughStmt = db.prepare("DELETE FROM mirror_buffer WHERE mirror_id = ? AND seq <= ?");
@@ -202,9 +213,11 @@ export class MirrorStore {
     return this.commitConfig(() => {
       checkAddMirror(this.configs, config.mirrorId, this.limits);
       this.insertMirrorStmt.run(config.mirrorId, JSON.stringify(config));
-      this.configs.set(config.mirrorId, config);
-      this.stats.set(config.mirrorId, emptyMirrorStats);
-      return { result: config, event: { kind: "added", config } };
+      const apply = (): void => {
+        this.configs.set(config.mirrorId, config);
+        this.stats.set(config.mirrorId, emptyMirrorStats);
+      };
+      return { result: config, event: { kind: "added", config }, apply };
     });
   }
 
@@ -214,10 +227,12 @@ export class MirrorStore {
       const config = this.mirror(mirrorId);
       this.deleteBufferStmt.run(mirrorId);
       this.deleteMirrorStmt.run(mirrorId);
-      this.configs.delete(mirrorId);
-      this.stats.delete(mirrorId);
-      this.tallies.delete(mirrorId);
-      return { result: config, event: { kind: "removed", config } };
+      const apply = (): void => {
+        this.configs.delete(mirrorId);
+        this.stats.delete(mirrorId);
+        this.tallies.delete(mirrorId);
+      };
+      return { result: config, event: { kind: "removed", config }, apply };
     });
   }
 
@@ -231,8 +246,7 @@ export class MirrorStore {
       const config = withEnabled(current, enabled);
       if (config === current) return { result: config };
       this.updateConfigStmt.run(JSON.stringify(config), mirrorId);
-      this.configs.set(mirrorId, config);
-      return { result: config, event: { kind: "updated", config } };
+      return { result: config, event: { kind: "updated", config }, apply: () => this.configs.set(mirrorId, config) };
     });
   }
 
@@ -246,7 +260,9 @@ export class MirrorStore {
   capture(request: MirroredRequest): Promise<MirrorCaptureCount[]> {
     return this.committer.write(() => {
       const counts: MirrorCaptureCount[] = [];
+      const updates: [string, MirrorStats][] = [];
       const encoded = new Map<string, string>();
+      let seq = this.lastSeq;
       for (const config of selectMirrors(this.configs.values(), request)) {
         const stats = this.stats.get(config.mirrorId) ?? emptyMirrorStats;
         const plan = planEnqueue(stats.pending, config.bufferSize);
@@ -257,13 +273,17 @@ export class MirrorStore {
             text = encodeRequest(redactRequest(request, config.redactHeaders));
             encoded.set(redactionKey, text);
           }
-          this.enqueueStmt.run(config.mirrorId, text);
+          this.enqueueStmt.run(++seq, config.mirrorId, text);
         }
         const next = statsAfterEnqueue(stats, plan);
         this.countersStmt.run(next.captured, next.dropped, config.mirrorId);
-        this.stats.set(config.mirrorId, next);
+        updates.push([config.mirrorId, next]);
         counts.push({ mirrorId: config.mirrorId, queued: plan.accepted, dropped: plan.dropped });
       }
+      // Memory changes only once every statement succeeded (a failed op is
+      // rolled back to its savepoint, not reloaded).
+      this.lastSeq = seq;
+      for (const [mirrorId, next] of updates) this.stats.set(mirrorId, next);
       return counts;
     });
   }
@@ -297,11 +317,16 @@ export class MirrorStore {
   /**
    * Records dispatch results: removes the sent requests still buffered
    * (a concurrent Drain may have taken some), adds the results to the
-   * counters and the diff tally. A mirror removed meanwhile records nothing.
+   * counters and the diff tally. A mirror removed meanwhile records nothing,
+   * even when a mirror with the same id was added since (told apart by
+   * `created_at`).
+   *
+   * @param mirror the mirror as the dispatch read it
    */
-  recordResults(mirrorId: string, sent: readonly BufferedRequest[], results: readonly MirrorResult[]): Promise<void> {
+  recordResults(mirror: MirrorConfig, sent: readonly BufferedRequest[], results: readonly MirrorResult[]): Promise<void> {
+    const { mirrorId } = mirror;
     return this.committer.write(() => {
-      if (!this.configs.has(mirrorId)) return;
+      if (this.configs.get(mirrorId)?.createdAtMs !== mirror.createdAtMs) return;
       let removed = 0;
       for (const { seq } of sent) removed += this.removeOneStmt.run(seq, mirrorId).changes;
       const stats = statsAfterResults(statsAfterRemoval(this.stats.get(mirrorId) ?? emptyMirrorStats, removed), results);
@@ -317,12 +342,18 @@ export class MirrorStore {
     return this.committer.write(() => this.log.compact({ keepChanges, keepAgeMs }, this.now()));
   }
 
-  private commitConfig<R>(op: () => { result: R; event?: MirrorEvent }): Promise<MirrorCommitted<R>> {
+  /**
+   * Runs a configuration write: `op` checks and writes the rows, the change
+   * is logged, and only then does `apply` change memory, so an op that fails
+   * anywhere (its savepoint is rolled back) leaves memory as it was.
+   */
+  private commitConfig<R>(op: () => { result: R; event?: MirrorEvent; apply?: () => void }): Promise<MirrorCommitted<R>> {
     return this.committer
       .write(
         () => {
-          const { result, event } = op();
+          const { result, event, apply } = op();
           const revision = event === undefined ? 0 : this.log.append([event], this.now());
+          apply?.();
           return { result, revision, event };
         },
         ({ revision, event }) => {
@@ -357,6 +388,7 @@ export class MirrorStore {
     this.configs = configs;
     this.stats = stats;
     this.tallies = tallies;
+    this.lastSeq = Math.max(this.lastSeq, (this.maxSeqStmt.get() as { seq: number }).seq);
     this.log.reload();
   }
 }

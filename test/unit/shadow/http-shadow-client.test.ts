@@ -1,0 +1,171 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { buildShadowRequest, type ShadowRequest } from "../../../server/core/mirror/shadow-request.js";
+import { createHttpShadowClient, type ShadowClient } from "../../../server/shadow/http-shadow-client.js";
+import { closedPort, startShadow, type TestShadow } from "../../fixtures/mirror.js";
+import { within } from "../../fixtures/streams.js";
+import { mirroredRequest } from "../mirror/builders.js";
+
+let shadow: TestShadow;
+let client: ShadowClient;
+
+/** A POST of `{"a":1}` to `path` on the test shadow. */
+function post(path = "/orders", overrides: Partial<ShadowRequest> = {}): ShadowRequest {
+  return {
+    url: `${shadow.url}${path}`,
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ a: 1 }),
+    timeoutMs: 2000,
+    ...overrides,
+  };
+}
+
+describe("createHttpShadowClient", () => {
+  beforeEach(async () => {
+    shadow = await startShadow();
+    client = createHttpShadowClient();
+  });
+  afterEach(async () => {
+    client.close();
+    await shadow.close();
+  });
+
+  it("answers a 2xx JSON response with its status, parsed body and latency", async () => {
+    shadow.handle(() => ({ status: 201, json: { id: 7, items: [{ price: 1.5 }] } }));
+    const outcome = await client.send(post());
+    expect(outcome).toEqual({ kind: "response", status: 201, latencyMs: expect.any(Number), body: { id: 7, items: [{ price: 1.5 }] } });
+    expect(outcome.latencyMs).toBeGreaterThanOrEqual(0);
+    expect(shadow.hits[0]).toMatchObject({ method: "POST", url: "/orders", text: '{"a":1}' });
+    expect(shadow.hits[0]!.headers["content-type"]).toBe("application/json");
+  });
+
+  it("passes a body that is not JSON as its text", async () => {
+    shadow.handle(() => ({ text: "plain <b>ok</b>", headers: { "content-type": "text/html" } }));
+    expect(await client.send(post())).toMatchObject({ kind: "response", status: 200, body: "plain <b>ok</b>" });
+  });
+
+  it("leaves the body out when the answer has none", async () => {
+    shadow.handle(() => ({ status: 204 }));
+    const outcome = await client.send(post());
+    expect(outcome).toEqual({ kind: "response", status: 204, latencyMs: expect.any(Number) });
+  });
+
+  it.each([400, 404, 500, 503])("reports HTTP %i as a response outcome, not an error", async (status) => {
+    shadow.handle(() => ({ status, json: { error: "nope" } }));
+    expect(await client.send(post())).toMatchObject({ kind: "response", status, body: { error: "nope" } });
+  });
+
+  it("reports a shadow that never answers as a timeout after timeoutMs and drops the request", async () => {
+    shadow.handle(() => "hang");
+    const started = performance.now();
+    const outcome = await within(client.send(post("/hang", { timeoutMs: 150 })), 3000, "timeout outcome");
+    const took = performance.now() - started;
+    expect(outcome.kind).toBe("timeout");
+    expect(outcome.latencyMs).toBeGreaterThanOrEqual(149);
+    expect(took).toBeLessThan(1500);
+    // The hung request is not left holding a pooled connection: the next one gets an answer.
+    shadow.handle(() => ({ json: { after: true } }));
+    expect(await client.send(post())).toMatchObject({ kind: "response", body: { after: true } });
+  });
+
+  it("reports a refused connection with ECONNREFUSED", async () => {
+    const port = await closedPort();
+    const outcome = await client.send(post("/", { url: `http://127.0.0.1:${port}/orders` }));
+    expect(outcome).toEqual({ kind: "connection", latencyMs: expect.any(Number), error: "ECONNREFUSED" });
+  });
+
+  it("reports a connection reset mid-request as a connection outcome", async () => {
+    shadow.handle(() => "destroy");
+    const outcome = await client.send(post());
+    expect(outcome.kind).toBe("connection");
+    expect(outcome.kind === "connection" && outcome.error).toMatch(/ECONNRESET|socket hang up/);
+  });
+
+  it("sends the shadow Host with the -shadow suffix, the marker header, the traceparent and no hop-by-hop headers", async () => {
+    const request = buildShadowRequest(
+      mirroredRequest({
+        method: "PUT",
+        path: "/orders/7?x=1",
+        payload: { qty: 3 },
+        headers: {
+          host: "orders.internal:8443",
+          traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+          connection: "keep-alive, x-hop",
+          "x-hop": "1",
+          "x-tenant": "t1",
+        },
+      }),
+      { mirrorId: "orders-shadow", endpoint: `${shadow.url}/base/`, timeoutMs: 2000 },
+    );
+    await client.send(request);
+    const [hit] = shadow.hits;
+    expect(hit).toMatchObject({ method: "PUT", url: "/base/orders/7?x=1", text: '{"qty":3}' });
+    expect(hit!.headers.host).toBe("orders.internal-shadow:8443");
+    expect(hit!.headers["x-latticeforge-shadow"]).toBe("orders-shadow");
+    expect(hit!.headers.traceparent).toBe("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    expect(hit!.headers["x-tenant"]).toBe("t1");
+    expect(hit!.headers["x-hop"]).toBeUndefined();
+    expect(hit!.headers["content-type"]).toBe("application/json");
+  });
+
+  it("uses the endpoint's host when the capture had none, and sends a raw body byte for byte", async () => {
+    const rawBody = new Uint8Array([0, 1, 2, 0xfe, 0xff]);
+    const request = buildShadowRequest(mirroredRequest({ rawBody, headers: { "content-type": "application/octet-stream" } }), {
+      mirrorId: "m",
+      endpoint: shadow.url,
+      timeoutMs: 2000,
+    });
+    await client.send(request);
+    expect(shadow.hits[0]!.headers.host).toBe(`127.0.0.1:${shadow.port}`);
+    expect([...shadow.hits[0]!.body]).toEqual([0, 1, 2, 0xfe, 0xff]);
+  });
+
+  it("sends a GET without a body", async () => {
+    const request = buildShadowRequest(mirroredRequest({ method: "GET", path: "/orders/1" }), {
+      mirrorId: "m",
+      endpoint: shadow.url,
+      timeoutMs: 2000,
+    });
+    await client.send(request);
+    expect(shadow.hits[0]).toMatchObject({ method: "GET", url: "/orders/1", text: "" });
+    expect(shadow.hits[0]!.headers["content-length"]).toBeUndefined();
+    expect(shadow.hits[0]!.headers["transfer-encoding"]).toBeUndefined();
+  });
+
+  it("reuses one keep-alive connection for sequential requests", async () => {
+    for (let i = 0; i < 5; i++) expect(await client.send(post())).toMatchObject({ kind: "response", status: 200 });
+    expect(new Set(shadow.hits.map((hit) => hit.remotePort)).size).toBe(1);
+    expect(shadow.connections).toBe(1);
+  });
+
+  it("cuts a response longer than maxResponseBytes, which then compares as text", async () => {
+    const small = createHttpShadowClient({ maxResponseBytes: 10 });
+    try {
+      shadow.handle(() => ({ json: { long: "x".repeat(100) } }));
+      const outcome = await small.send(post());
+      expect(outcome).toMatchObject({ kind: "response", status: 200, body: '{"long":"x' });
+    } finally {
+      small.close();
+    }
+  });
+
+  it("turns a header value node:http refuses into an outcome instead of throwing", async () => {
+    const outcome = await client.send(post("/", { headers: { "x-note": "price in \u20ac" } }));
+    expect(outcome).toEqual({ kind: "connection", latencyMs: expect.any(Number), error: "ERR_INVALID_CHAR" });
+    expect(shadow.hits).toHaveLength(0);
+  });
+
+  it("closes idle keep-alive connections on close", async () => {
+    await client.send(post());
+    expect(shadow.connections).toBe(1);
+    client.close();
+    const fresh = createHttpShadowClient();
+    try {
+      await fresh.send(post());
+      expect(shadow.connections).toBe(2);
+      expect(shadow.hits[1]!.remotePort).not.toBe(shadow.hits[0]!.remotePort);
+    } finally {
+      fresh.close();
+    }
+  });
+});
