@@ -8,6 +8,7 @@ import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { adapterBench } from "./benches/adapter.js";
 import { healthBench } from "./benches/health.js";
+import { mirrorBench } from "./benches/mirror.js";
 import { registryBench } from "./benches/registry.js";
 import { tracingBench } from "./benches/tracing.js";
 import { runBench, type Bench, type BenchOptions } from "./harness/bench.js";
@@ -17,7 +18,7 @@ import { killChildren } from "./harness/processes.js";
 import { formatSummary, type BenchSummary } from "./harness/report.js";
 
 /** Every bench, in the order `all` runs them. */
-const benches: readonly Bench[] = [healthBench, adapterBench, registryBench, tracingBench];
+const benches: readonly Bench[] = [healthBench, adapterBench, registryBench, tracingBench, mirrorBench];
 
 const usage = `Usage: npm run bench -- <bench|all> [flags]
 
@@ -55,6 +56,14 @@ Tracing bench (--workloads: ingest,otlp,analysis):
                       25000, half the ingest goal; 0 for none)
   --analysis-rate <n> calls/s of each analysis probe, GetTrace and CriticalPath
                       (default 20, open loop)
+
+Mirror bench (--workloads: capture,stream,dispatch):
+  --stream-captures <n> captures per CaptureStream call (default 2000)
+  --capture-streams <n> CaptureStream calls in flight (default 4)
+  --stream-clients <n>  load client processes of the CaptureStream target (default 2)
+  --capture-pace <share>
+                      the paced Capture probe's calls/s as a share of the same
+                      run's ceiling ops/s (default 0.35: half the 0.70 goal's rate)
 
 Benches:
 ${benches.map((b) => `  ${b.name.padEnd(10)}${b.description}`).join("\n")}
@@ -96,6 +105,10 @@ function parse(args: readonly string[]): { selected: readonly Bench[]; options: 
       "ingest-in-flight": { type: "string" },
       "background-rate": { type: "string" },
       "analysis-rate": { type: "string" },
+      "stream-captures": { type: "string" },
+      "capture-streams": { type: "string" },
+      "stream-clients": { type: "string" },
+      "capture-pace": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
     allowPositionals: true,
@@ -145,10 +158,17 @@ function parse(args: readonly string[]): { selected: readonly Bench[]; options: 
       backgroundSpansPerSecond: numberFlag(values["background-rate"], 25_000, "background-rate", 0, false),
       analysisPerSecond: numberFlag(values["analysis-rate"], 20, "analysis-rate", 0.1, false),
     },
+    mirror: {
+      streamCaptures: numberFlag(values["stream-captures"], 2000, "stream-captures", 1, true),
+      streamsInFlight: numberFlag(values["capture-streams"], 4, "capture-streams", 1, true),
+      streamClients: numberFlag(values["stream-clients"], 2, "stream-clients", 1, true),
+      capturePace: numberFlag(values["capture-pace"], 0.35, "capture-pace", 0.001, false),
+    },
   };
   if (options.clients > options.concurrency) throw new UsageError("--clients must not exceed --concurrency");
   if (options.watch.clients > Math.max(1, options.watch.streams)) throw new UsageError("--watch-clients must not exceed --watchers");
   if (options.tracing.ingestClients > options.tracing.ingestInFlight) throw new UsageError("--ingest-clients must not exceed --ingest-in-flight");
+  if (options.mirror.streamClients > options.mirror.streamsInFlight) throw new UsageError("--stream-clients must not exceed --capture-streams");
   return { selected, options, json };
 }
 

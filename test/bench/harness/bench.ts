@@ -27,6 +27,8 @@ export interface BenchOptions extends LoadSettings {
   readonly workloads: readonly string[] | undefined;
   /** Shape of the tracing bench's load. */
   readonly tracing: TracingSettings;
+  /** Shape of the mirror bench's streams. */
+  readonly mirror: MirrorSettings;
 }
 
 /** The tracing bench's load (its own flags: a 1,000-span call is not a health check). */
@@ -39,6 +41,18 @@ export interface TracingSettings {
   readonly backgroundSpansPerSecond: number;
   /** Calls per second of each analysis probe (GetTrace, CriticalPath). */
   readonly analysisPerSecond: number;
+}
+
+/** The mirror bench's CaptureStream load and Capture probe (its own flags: a stream of captures is not a unary call). */
+export interface MirrorSettings {
+  /** Captures per CaptureStream call. */
+  readonly streamCaptures: number;
+  /** CaptureStream calls in flight, over as many load clients as {@link streamClients}. */
+  readonly streamsInFlight: number;
+  /** Load client processes of the CaptureStream target. */
+  readonly streamClients: number;
+  /** The paced Capture target's rate, as a share of the same run's ceiling ops/s. */
+  readonly capturePace: number;
 }
 
 /**
@@ -60,14 +74,27 @@ interface RowBase {
   readonly peer?: string;
 }
 
+/** What a target's `prepare` leaves for after its measurement. */
+export interface Prepared {
+  /**
+   * Runs after the measured window, before the host stops (also when the
+   * measurement failed, then its outcome is ignored): checks what the load
+   * left behind (e.g. that no capture was dropped) and stops what `prepare`
+   * started (e.g. a shadow server). What it returns becomes extra columns
+   * of the row.
+   */
+  finish(): Promise<Readonly<Record<string, number>> | void>;
+}
+
 /** What every target measured on a server has: a row, a host. */
 interface TargetBase extends RowBase {
   readonly host: HostSpec;
   /**
    * Runs against the fresh host before anything is measured (e.g. registers
-   * the instances a read workload reads), from this process.
+   * the instances a read workload reads), from this process. It may return
+   * a {@link Prepared} to run after the measurement.
    */
-  readonly prepare?: (address: string) => Promise<void>;
+  readonly prepare?: (address: string) => Promise<void | Prepared>;
 }
 
 /** One server measured under unary load (closed loop, or paced): which host runs it and which scenario loads it. */
@@ -84,6 +111,14 @@ export interface LoadTarget extends TargetBase {
    * absent: closed loop.
    */
   readonly ratePerSecond?: number;
+  /**
+   * Paced like {@link ratePerSecond}, at `share` × the ops/s of the target
+   * labelled `label` as measured earlier in the same run (e.g. half the
+   * ceiling's), so that a latency goal stated against a rate follows the
+   * machine's speed of the moment. The row gets the rate asked for as an
+   * `asked ops/s` column.
+   */
+  readonly paceAt?: { readonly label: string; readonly share: number };
   /** What an op carries, for a `<unit>/s` column. */
   readonly unit?: OpUnit;
   /**
@@ -159,7 +194,7 @@ export async function runBench(bench: Bench, options: BenchOptions): Promise<Ben
   for (let run = 1; run <= options.runs; run++) {
     const measurements: Measurement[] = [];
     for (const target of targets) {
-      const measurement = await measure(target, options);
+      const measurement = await measure(target, options, measurements);
       options.progress(
         `${bench.name} run ${run}/${options.runs} ${target.label}: ${measurement.opsPerSecond.toFixed(0)} ops/s, ` +
           `${measurement.cpuMicrosPerOp.toFixed(1)} CPU µs/op (GC ${measurement.gcMicrosPerOp.toFixed(1)}), p99 ${measurement.p99Ms.toFixed(2)} ms, ` +
@@ -176,18 +211,37 @@ export async function runBench(bench: Bench, options: BenchOptions): Promise<Ben
   return bench.checks === undefined ? summary : { ...summary, checks: bench.checks(summary.rows, options) };
 }
 
-async function measure(target: BenchTarget, options: BenchOptions): Promise<Measurement> {
+/** Measures `target`; `earlier` holds this run's measurements so far (see `LoadTarget.paceAt`). */
+async function measure(target: BenchTarget, options: BenchOptions, earlier: readonly Measurement[]): Promise<Measurement> {
   if ("pipeline" in target) return measurePipeline(target, options);
   const host = await startHost(target.host, options.hostExecArgv);
   try {
-    await target.prepare?.(host.address);
-    return "watch" in target ? await measureWatch(target, host, options) : await measureLoad(target, host, options);
+    const prepared = (await target.prepare?.(host.address)) ?? undefined;
+    let measurement: Measurement;
+    try {
+      measurement = "watch" in target ? await measureWatch(target, host, options) : await measureLoad(target, host, options, earlier);
+    } catch (error) {
+      await prepared?.finish().catch(() => undefined);
+      throw error;
+    }
+    const extras = (await prepared?.finish()) ?? undefined;
+    return extras === undefined ? measurement : { ...measurement, extras: { ...measurement.extras, ...extras } };
   } finally {
     await host.stop();
   }
 }
 
-async function measureLoad(target: LoadTarget, host: Host, options: BenchOptions): Promise<Measurement> {
+/** The calls per second `target` is paced at, if it is paced. */
+function pacedRate(target: LoadTarget, earlier: readonly Measurement[]): number | undefined {
+  if (target.paceAt === undefined) return target.ratePerSecond;
+  const { label, share } = target.paceAt;
+  const reference = earlier.find((m) => m.label === label);
+  if (reference === undefined) throw new Error(`target "${target.label}" is paced at a share of "${label}", which was not measured before it`);
+  return reference.opsPerSecond * share;
+}
+
+async function measureLoad(target: LoadTarget, host: Host, options: BenchOptions, earlier: readonly Measurement[]): Promise<Measurement> {
+  const ratePerSecond = pacedRate(target, earlier);
   const { result, before, after, background } = await runLoad({
     address: host.address,
     scenario: target.scenario,
@@ -195,13 +249,14 @@ async function measureLoad(target: LoadTarget, host: Host, options: BenchOptions
       ...options,
       concurrency: target.concurrency ?? options.concurrency,
       clients: Math.min(target.clients ?? options.clients, target.concurrency ?? options.concurrency),
-      ...(target.ratePerSecond !== undefined ? { ratePerSecond: target.ratePerSecond } : {}),
+      ...(ratePerSecond !== undefined ? { ratePerSecond } : {}),
     },
     sample: () => host.stats(),
     ...(target.background !== undefined ? { background: target.background } : {}),
   });
   const extras = {
-    ...unitRate(target.unit, result.opsPerSecond),
+    ...unitRate(target.unit, result.opsPerSecond, "", result.unitsPerSecond),
+    ...(target.paceAt !== undefined && ratePerSecond !== undefined ? { "asked ops/s": Math.round(ratePerSecond) } : {}),
     ...(background !== undefined ? backgroundExtras(background, target.background?.unit) : {}),
   };
   return {
@@ -237,14 +292,18 @@ async function measurePipeline(target: PipelineTarget, options: BenchOptions): P
   };
 }
 
-/** The `<unit>/s` column of a row whose ops carry `unit`, rounded to a whole number. */
-function unitRate(unit: OpUnit | undefined, opsPerSecond: number, prefix = ""): Record<string, number> {
-  return unit === undefined ? {} : { [`${prefix}${unit.name}/s`]: Math.round(opsPerSecond * unit.perOp) };
+/**
+ * The `<unit>/s` column of a row whose ops carry `unit`, rounded to a whole
+ * number: the units counted from the answers when the scenario counts them
+ * (`counted`), else ops/s × `perOp`.
+ */
+function unitRate(unit: OpUnit | undefined, opsPerSecond: number, prefix = "", counted?: number): Record<string, number> {
+  return unit === undefined ? {} : { [`${prefix}${unit.name}/s`]: Math.round(counted ?? opsPerSecond * unit.perOp) };
 }
 
 function backgroundExtras(background: LoadResult, unit: OpUnit | undefined): Record<string, number> {
   return {
-    ...(unit === undefined ? { "bg ops/s": background.opsPerSecond } : unitRate(unit, background.opsPerSecond, "bg ")),
+    ...(unit === undefined ? { "bg ops/s": background.opsPerSecond } : unitRate(unit, background.opsPerSecond, "bg ", background.unitsPerSecond)),
     "bg p99 ms": background.p99Ms,
   };
 }

@@ -3,7 +3,10 @@
  * a grpc-js client on one HTTP/2 connection keeping `concurrency` unary calls
  * of a scenario in flight — each completion immediately issues the next call
  * (closed loop) — with per-call latency taken by `process.hrtime.bigint()`,
- * which includes decoding the response and the scenario's `consume`. With a
+ * which includes decoding the response and the scenario's `consume`. A
+ * scenario with `messagesPerCall` makes each call a client stream of that
+ * many requests instead (written as fast as the stream drains, then
+ * half-closed); its latency runs from opening the stream to the answer. With a
  * `ratePerSecond` the client is paced instead (open loop): call `n` is due
  * `n / rate` seconds after its start, and `concurrency` caps the calls in
  * flight: a call due while the cap is reached is skipped, not postponed, so
@@ -15,7 +18,8 @@
  * and the client answers with its result and exits.
  */
 import type { Message } from "@bufbuild/protobuf";
-import { Client, credentials, type MethodDefinition, type ServiceError } from "@grpc/grpc-js";
+import { Client, credentials, type ClientWritableStream, type MethodDefinition, type ServiceError } from "@grpc/grpc-js";
+import { once } from "node:events";
 import { grpcServiceDefinition } from "../../../client/grpc-definition.js";
 import { runChild, sendToParent } from "./ipc.js";
 import type { LoadJob, LoadMessage } from "./load-protocol.js";
@@ -33,10 +37,14 @@ runChild(async () => {
   const job = JSON.parse(process.argv[2] ?? "") as LoadJob;
   const scenario = await loadScenario(job.scenario);
   const method = grpcServiceDefinition(scenario.service)[scenario.method] as MethodDefinition<Message, Message> | undefined;
-  if (method === undefined || method.requestStream || method.responseStream) {
-    throw new Error(`${scenario.service.typeName}.${scenario.method} is not a unary method`);
+  const messagesPerCall = scenario.messagesPerCall;
+  const streaming = messagesPerCall !== undefined;
+  if (method === undefined || method.requestStream !== streaming || method.responseStream) {
+    throw new Error(`${scenario.service.typeName}.${scenario.method} is not a ${streaming ? "client-streaming" : "unary"} method`);
   }
-  const deserialize: (bytes: Buffer) => unknown = job.rawResponses ? (bytes) => bytes : method.responseDeserialize;
+  const units = scenario.units?.bind(scenario);
+  // Counting units needs the answer decoded, raw responses or not.
+  const deserialize: (bytes: Buffer) => unknown = job.rawResponses && units === undefined ? (bytes) => bytes : method.responseDeserialize;
   // A scenario may hand over requests already encoded; they are sent as they are.
   const serialize = (request: Message | Uint8Array): Buffer =>
     request instanceof Uint8Array ? Buffer.from(request.buffer, request.byteOffset, request.byteLength) : method.requestSerialize(request);
@@ -51,19 +59,33 @@ runChild(async () => {
   // Listen before announcing the start: the parent may answer at once.
   const measured = window.run({ drainTimeoutMs, parentTimeoutMs, onStop: () => clearInterval(pacer) });
   let sequence = 0;
+  /** Writes `count` requests into a client stream, waiting while its buffer is full, then half-closes it; stops if the call ends first. */
+  const writeAll = async (call: ClientWritableStream<Message | Uint8Array>, count: number): Promise<void> => {
+    let over = false;
+    const ended = new Promise<void>((resolve) =>
+      call.once("status", () => {
+        over = true;
+        resolve();
+      }),
+    );
+    for (let written = 0; written < count && !over; written++) {
+      if (!call.write(scenario.request(sequence++, job.client))) await Promise.race([once(call, "drain"), ended]);
+    }
+    if (!over) call.end();
+  };
   const issue = (): void => {
     const startedAt = window.begin();
-    client.makeUnaryRequest<Message | Uint8Array, unknown>(
-      method.path,
-      serialize,
-      deserialize,
-      scenario.request(sequence++, job.client),
-      (error: ServiceError | null, response?: unknown) => {
-        if (error === null && consume !== undefined) consume(response as Message);
-        window.end(startedAt, error === null ? undefined : `${error.code} ${error.details}`);
-        if (!window.stopping && job.ratePerSecond === undefined) issue();
-      },
-    );
+    const done = (error: ServiceError | null, response?: unknown): void => {
+      if (error === null && consume !== undefined) consume(response as Message);
+      const carried = error === null && units !== undefined ? units(response as Message) : undefined;
+      window.end(startedAt, error === null ? undefined : `${error.code} ${error.details}`, carried);
+      if (!window.stopping && job.ratePerSecond === undefined) issue();
+    };
+    if (messagesPerCall === undefined) {
+      client.makeUnaryRequest<Message | Uint8Array, unknown>(method.path, serialize, deserialize, scenario.request(sequence++, job.client), done);
+    } else {
+      void writeAll(client.makeClientStreamRequest<Message | Uint8Array, unknown>(method.path, serialize, deserialize, done), messagesPerCall);
+    }
   };
   if (job.ratePerSecond === undefined) {
     for (let i = 0; i < job.concurrency; i++) issue();

@@ -50,6 +50,11 @@ export interface LoadClientResult {
   readonly seconds: number;
   /** This client process's CPU time (user + system) in the window, in microseconds. */
   readonly cpuMicros: number;
+  /**
+   * Units the calls counted in {@link ops} carried, when the scenario counts
+   * them from its answers (`LoadScenario.units`); absent otherwise.
+   */
+  readonly units?: number;
   /** Latency of every call counted in {@link ops}, in nanoseconds, unsorted. */
   readonly latenciesNs: Float64Array;
 }

@@ -44,6 +44,11 @@ export interface LoadResult {
   readonly opsPerSecond: number;
   /** CPU time of every load client in its window, in microseconds. */
   readonly clientCpuMicros: number;
+  /**
+   * Sum over the clients of their units / their window, when the scenario
+   * counts units from its answers (`LoadScenario.units`); absent otherwise.
+   */
+  readonly unitsPerSecond?: number;
   readonly p50Ms: number;
   readonly p90Ms: number;
   readonly p99Ms: number;
@@ -132,10 +137,12 @@ export async function runLoad<Sample>(options: LoadRunOptions<Sample>): Promise<
 /** The results of several load clients as one: latency percentiles over all their calls. */
 function merge(results: readonly LoadClientResult[]): LoadResult {
   const latencies = mergeSorted(results.map((r) => r.latenciesNs));
+  const counted = results.some((r) => r.units !== undefined);
   return {
     ops: latencies.length,
     opsPerSecond: results.reduce((sum, r) => sum + r.ops / r.seconds, 0),
     clientCpuMicros: results.reduce((sum, r) => sum + r.cpuMicros, 0),
+    ...(counted ? { unitsPerSecond: results.reduce((sum, r) => sum + (r.units ?? 0) / r.seconds, 0) } : {}),
     p50Ms: nearestRank(latencies, 50) / 1e6,
     p90Ms: nearestRank(latencies, 90) / 1e6,
     p99Ms: nearestRank(latencies, 99) / 1e6,

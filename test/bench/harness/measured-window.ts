@@ -32,6 +32,8 @@ export class MeasuredWindow {
   private errors = 0;
   private firstError: string | undefined;
   private onDrained: (() => void) | undefined;
+  /** Units reported by operations counted in the window; undefined until one reports any. */
+  private units: number | undefined;
 
   /** The parent said `stop`: issue nothing more. */
   get stopping(): boolean {
@@ -49,8 +51,12 @@ export class MeasuredWindow {
     return process.hrtime.bigint();
   }
 
-  /** The operation begun at `startedAt` is over; `error` describes its failure, if it failed. */
-  end(startedAt: bigint, error?: string): void {
+  /**
+   * The operation begun at `startedAt` is over; `error` describes its
+   * failure, if it failed; `units` is what it carried, for an operation whose
+   * size varies (see `LoadClientResult.units`).
+   */
+  end(startedAt: bigint, error?: string, units?: number): void {
     const elapsed = process.hrtime.bigint() - startedAt;
     this.inFlightCount--;
     if (error !== undefined) {
@@ -58,6 +64,7 @@ export class MeasuredWindow {
       this.firstError ??= error;
     } else if (this.measuring) {
       this.recorder.record(Number(elapsed));
+      if (units !== undefined) this.units = (this.units ?? 0) + units;
     }
     if (this.stopped && this.inFlightCount === 0) this.onDrained?.();
   }
@@ -97,6 +104,7 @@ export class MeasuredWindow {
       ...(this.firstError !== undefined ? { firstError: this.firstError } : {}),
       seconds,
       cpuMicros: cpu.user + cpu.system,
+      ...(this.units !== undefined ? { units: this.units } : {}),
       latenciesNs: this.recorder.snapshot(),
     };
   }
