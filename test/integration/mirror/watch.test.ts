@@ -9,7 +9,7 @@ import {
   type MirrorChange,
   type WatchMirrorsResponse,
 } from "../../../gen/latticeforge/mirror/v1/mirror_pb.js";
-import { startTestControlPlane, type TestControlPlane } from "../../fixtures/control-plane.js";
+import { controlPlanesPerTest } from "../../fixtures/control-plane.js";
 import { callOptions as opts, mirrorConfig, type MirrorClient } from "../../fixtures/mirror.js";
 import { nextWithin } from "../../fixtures/streams.js";
 import { rpcError } from "../../fixtures/tracing.js";
@@ -54,15 +54,9 @@ async function endOf(stream: Stream): Promise<unknown> {
 }
 
 describe("WatchMirrors", () => {
-  const servers: TestControlPlane[] = [];
+  const start = controlPlanesPerTest();
   const dirs: string[] = [];
-  const start = async (flags: Record<string, string> = {}, dir?: string): Promise<TestControlPlane> => {
-    const server = await startTestControlPlane({ flags, ...(dir !== undefined ? { dir } : {}) });
-    servers.push(server);
-    return server;
-  };
-  afterEach(async () => {
-    for (const server of servers.splice(0)) await server.stop();
+  afterEach(() => {
     for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
   });
 

@@ -1,12 +1,12 @@
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   RegistryService,
   RemovalReason,
   TopologyEventType,
   type WatchTopologyResponse,
 } from "../../../gen/latticeforge/registry/v1/registry_pb.js";
-import { startTestControlPlane, type TestControlPlane } from "../../fixtures/control-plane.js";
+import { controlPlanesPerTest } from "../../fixtures/control-plane.js";
 import { instance } from "../../fixtures/registry.js";
 import { nextWithin, within } from "../../fixtures/streams.js";
 import { TopologyWatcher } from "../../../client/topology-watcher.js";
@@ -42,15 +42,7 @@ const range = (from: number, to: number): number[] => Array.from({ length: to - 
 const opts = { timeoutMs: 5000 };
 
 describe("WatchTopology", () => {
-  const servers: TestControlPlane[] = [];
-  const start = async (flags: Record<string, string> = {}, dir?: string): Promise<TestControlPlane> => {
-    const server = await startTestControlPlane({ flags: { "max-instances-per-service": "1000", ...flags }, ...(dir ? { dir } : {}) });
-    servers.push(server);
-    return server;
-  };
-  afterEach(async () => {
-    for (const server of servers.splice(0)) await server.stop();
-  });
+  const start = controlPlanesPerTest({ "max-instances-per-service": "1000" });
 
   it("sends a snapshot at revision R, then each change after R in order", async () => {
     const server = await start();

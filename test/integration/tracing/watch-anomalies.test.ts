@@ -1,5 +1,5 @@
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   AnomalyEventType,
   AnomalyReason,
@@ -9,7 +9,7 @@ import {
   type AnomalyWatchStarted,
   type WatchAnomaliesResponse,
 } from "../../../gen/latticeforge/tracing/v1/tracing_pb.js";
-import { startTestControlPlane, type TestControlPlane } from "../../fixtures/control-plane.js";
+import { controlPlanesPerTest } from "../../fixtures/control-plane.js";
 import { nextWithin } from "../../fixtures/streams.js";
 import { callOptions as opts, newTraceId, nsOf, spanMessage } from "../../fixtures/tracing.js";
 
@@ -71,15 +71,7 @@ const { DETECTED, UPDATED } = AnomalyEventType;
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe("WatchAnomalies", () => {
-  const servers: TestControlPlane[] = [];
-  const start = async (flags: Record<string, string> = {}, dir?: string): Promise<TestControlPlane> => {
-    const server = await startTestControlPlane({ flags: { "anomaly-threshold": "100", ...flags }, ...(dir ? { dir } : {}) });
-    servers.push(server);
-    return server;
-  };
-  afterEach(async () => {
-    for (const server of servers.splice(0)) await server.stop();
-  });
+  const start = controlPlanesPerTest({ "anomaly-threshold": "100" });
 
   it.each(["grpc", "connect"] as const)(
     "over %s: starts, reports DETECTED once a trace crosses the threshold, then UPDATED (never a repeat) when it gets worse",
