@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=64
+#!/usr/bin/env node
 import { Code, ConnectError } from "@connectrpc/connect";
 import { runServe } from "../../server/main.js";
 import { UsageError } from "./client-flags.js";

@@ -22,11 +22,10 @@ const hostModules: Record<NodeHostSpec["kind"], URL> = {
  * would be measured in different states. A large initial old space keeps
  * mark-compacts out of the measured window of every host alike.
  * `--expose-gc` lets a stats request collect first (see `StatsRequest.gc`);
- * it costs nothing until then. `--max-semi-space-size=64` is what the
- * server runs with in production (`npm start` and the CLI's shebang), so
- * every host measures that heap.
+ * it costs nothing until then. The young generation keeps Node's default,
+ * as the server does (see the README's "Heap" note).
  */
-export const hostV8Flags: readonly string[] = ["--initial-old-space-size=512", "--max-semi-space-size=64", "--expose-gc"];
+export const hostV8Flags: readonly string[] = ["--initial-old-space-size=512", "--expose-gc"];
 
 /** Temp directories of hosts (and pipelines) that have not been stopped yet. */
 const liveDirs = new Set<string>();
