@@ -352,7 +352,7 @@ export function validateHeaderName(name: string, field: string): void {
  * @throws InvalidFieldError naming `field` or the path inside it
  */
 export function checkJson(value: JsonValue, maxBytes: number, field: string): number {
-  checkJsonNode(value, field, 1);
+  checkJsonNode(value, () => field, 1);
   const bytes = Buffer.byteLength(JSON.stringify(value), "utf8");
   if (bytes > maxBytes) {
     throw new InvalidFieldError(field, `must encode to at most ${maxBytes} bytes of JSON, got ${bytes}`);
@@ -360,21 +360,29 @@ export function checkJson(value: JsonValue, maxBytes: number, field: string): nu
   return bytes;
 }
 
-function checkJsonNode(value: unknown, field: string, depth: number): void {
+/**
+ * Checks one node of a JSON value and its children. The node's field path
+ * is built only to throw: this runs for every node of every capture.
+ */
+function checkJsonNode(value: unknown, field: () => string, depth: number): void {
   if (value === null || typeof value === "string" || typeof value === "boolean") return;
   if (typeof value === "number") {
-    if (!Number.isFinite(value)) throw new InvalidFieldError(field, `must be a finite number, got ${value}`);
+    if (!Number.isFinite(value)) throw new InvalidFieldError(field(), `must be a finite number, got ${value}`);
     return;
   }
-  if (typeof value !== "object") throw new InvalidFieldError(field, `must be a JSON value, got a ${typeof value}`);
+  if (typeof value !== "object") throw new InvalidFieldError(field(), `must be a JSON value, got a ${typeof value}`);
   if (depth > mirrorInputLimits.maxJsonDepth) {
-    throw new InvalidFieldError(field, `must nest at most ${mirrorInputLimits.maxJsonDepth} levels deep`);
+    throw new InvalidFieldError(field(), `must nest at most ${mirrorInputLimits.maxJsonDepth} levels deep`);
   }
   if (Array.isArray(value)) {
-    value.forEach((item, i) => checkJsonNode(item, `${field}[${i}]`, depth + 1));
+    value.forEach((item, i) => checkJsonNode(item, () => `${field()}[${i}]`, depth + 1));
     return;
   }
-  for (const [key, item] of Object.entries(value)) checkJsonNode(item, `${field}[${quote(key)}]`, depth + 1);
+  for (const key in value) {
+    if (Object.hasOwn(value, key)) {
+      checkJsonNode((value as Record<string, unknown>)[key], () => `${field()}[${quote(key)}]`, depth + 1);
+    }
+  }
 }
 
 function normalizeHeaders(
@@ -389,20 +397,23 @@ function normalizeHeaders(
   const normalized: Record<string, string> = {};
   let bytes = 0;
   for (const [name, value] of entries) {
-    const entryField = `${field}[${quote(name)}]`;
-    validateHeaderName(name, entryField);
+    // Built only to throw (see checkJsonNode).
+    const entryField = (): string => `${field}[${quote(name)}]`;
+    if (name === "" || name.length > mirrorInputLimits.maxHeaderNameChars || !headerNamePattern.test(name)) {
+      validateHeaderName(name, entryField());
+    }
     const lower = name.toLowerCase();
     if (Object.hasOwn(normalized, lower)) {
-      throw new InvalidFieldError(entryField, `repeats header ${quote(lower)} (names are case-insensitive)`);
+      throw new InvalidFieldError(entryField(), `repeats header ${quote(lower)} (names are case-insensitive)`);
     }
     if (value.length > mirrorInputLimits.maxHeaderValueChars) {
       throw new InvalidFieldError(
-        entryField,
+        entryField(),
         `value must be at most ${mirrorInputLimits.maxHeaderValueChars} characters, got ${value.length}`,
       );
     }
     if (headerValueForbidden.test(value)) {
-      throw new InvalidFieldError(entryField, "value must not contain CR, LF or NUL");
+      throw new InvalidFieldError(entryField(), "value must not contain CR, LF or NUL");
     }
     normalized[lower] = value;
     bytes += Buffer.byteLength(name, "utf8") + Buffer.byteLength(value, "utf8");
