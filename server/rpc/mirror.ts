@@ -18,6 +18,7 @@ import type { MirrorCaptureCount, MirrorEvent, MirrorStore } from "../store/mirr
 import type { Dispatcher } from "../shadow/dispatcher.js";
 import type { WatchHub } from "../watch/watch-hub.js";
 import { createChangeRenderer } from "./change-renderer.js";
+import { streamWatch } from "./watch-stream.js";
 import {
   captureInput,
   jsonOfValue,
@@ -221,39 +222,22 @@ export function createMirrorService(options: MirrorServiceOptions): ServiceRegis
     },
 
     async *watchMirrors(request, ctx) {
-      if (request.startRevision < 0n) {
-        throw new InvalidFieldError("start_revision", `must be >= 0, got ${request.startRevision}`);
-      }
-      const watch = hub.watch({
-        startRevision: Number(request.startRevision),
-        matches: () => true,
-        snapshot: () => store.mirrors(),
-        signal: ctx.signal,
-      });
-      for await (const message of watch) {
-        switch (message.kind) {
-          case "snapshot":
-            yield create(WatchMirrorsResponseSchema, {
+      yield* streamWatch(
+        hub,
+        { startRevision: request.startRevision, matches: () => true, filterKey: "", snapshot: () => store.mirrors(), signal: ctx.signal },
+        {
+          snapshot: (message) => [
+            create(WatchMirrorsResponseSchema, {
               message: {
                 case: "snapshot",
-                value: {
-                  revision: BigInt(message.revision),
-                  mirrors: message.snapshot.map(renderMirrorConfig),
-                  reset: message.reset,
-                },
+                value: { revision: BigInt(message.revision), mirrors: message.snapshot.map(renderMirrorConfig), reset: message.reset },
               },
-            });
-            break;
-          case "change":
-            yield renderChange(message.change, "", () => true);
-            break;
-          case "progress":
-            yield create(WatchMirrorsResponseSchema, {
-              message: { case: "progress", value: { revision: BigInt(message.revision) } },
-            });
-            break;
-        }
-      }
+            }),
+          ],
+          change: renderChange,
+          progress: (revision) => create(WatchMirrorsResponseSchema, { message: { case: "progress", value: { revision } } }),
+        },
+      );
     },
   });
 }

@@ -24,6 +24,7 @@ import type { WatchHub } from "../watch/watch-hub.js";
 import { shareEncoding } from "../../client/grpc-definition.js";
 import { healthInput, instanceInput, renderEvent, renderInstance } from "./registry-mapping.js";
 import { createChangeRenderer } from "./change-renderer.js";
+import { streamWatch } from "./watch-stream.js";
 import { registerService, type ServiceRegistration } from "./service-registration.js";
 
 /** Most instances one BulkRegister may carry. */
@@ -199,25 +200,22 @@ export function createRegistryService(
     },
 
     async *watchTopology(request, ctx) {
-      if (request.startRevision < 0n || request.startRevision > BigInt(Number.MAX_SAFE_INTEGER)) {
-        throw new InvalidFieldError("start_revision", `must be 0..${Number.MAX_SAFE_INTEGER}, got ${request.startRevision}`);
-      }
       if (request.serviceNames.length > maxWatchedServices) {
         throw new InvalidFieldError("service_names", `must have at most ${maxWatchedServices} entries, got ${request.serviceNames.length}`);
       }
       request.serviceNames.forEach((name, i) => validateServiceName(name, `service_names[${i}]`));
       const names = request.serviceNames.length > 0 ? new Set(request.serviceNames) : undefined;
-      const filterKey = names === undefined ? "" : [...names].sort().join("\n");
-      const matches = names === undefined ? () => true : (event: TopologyEvent) => names.has(event.record.instance.serviceName);
-      const watch = hub.watch({
-        startRevision: Number(request.startRevision),
-        matches,
-        snapshot: () => state.records(names),
-        signal: ctx.signal,
-      });
-      for await (const message of watch) {
-        switch (message.kind) {
-          case "snapshot": {
+      yield* streamWatch(
+        hub,
+        {
+          startRevision: request.startRevision,
+          matches: names === undefined ? () => true : (event: TopologyEvent) => names.has(event.record.instance.serviceName),
+          filterKey: names === undefined ? "" : [...names].sort().join("\n"),
+          snapshot: () => state.records(names),
+          signal: ctx.signal,
+        },
+        {
+          *snapshot(message) {
             const chunks = chunkBySize(message.snapshot, options.snapshotChunkBytes);
             for (const [i, chunk] of chunks.entries()) {
               yield create(WatchTopologyResponseSchema, {
@@ -232,16 +230,11 @@ export function createRegistryService(
                 },
               });
             }
-            break;
-          }
-          case "change":
-            yield renderChange(message.change, filterKey, matches);
-            break;
-          case "progress":
-            yield create(WatchTopologyResponseSchema, { message: { case: "progress", value: { revision: BigInt(message.revision) } } });
-            break;
-        }
-      }
+          },
+          change: renderChange,
+          progress: (revision) => create(WatchTopologyResponseSchema, { message: { case: "progress", value: { revision } } }),
+        },
+      );
     },
   });
 }

@@ -19,6 +19,7 @@ import { validateSpanId, validateSpanInput, validateTraceId } from "../core/trac
 import type { TracingStore } from "../store/tracing-store.js";
 import type { WatchHub } from "../watch/watch-hub.js";
 import { createChangeRenderer } from "./change-renderer.js";
+import { streamWatch } from "./watch-stream.js";
 import { registerService, type ServiceRegistration } from "./service-registration.js";
 import {
   dropReasonEnum,
@@ -230,36 +231,27 @@ export function createTracingService(options: TracingServiceOptions): ServiceReg
       if (request.minDurationMs < 0n) {
         throw new InvalidFieldError("min_duration_ms", `must be >= 0, got ${request.minDurationMs}`);
       }
-      if (request.startRevision < 0n) {
-        throw new InvalidFieldError("start_revision", `must be >= 0, got ${request.startRevision}`);
-      }
       const minDurationMs = Number(request.minDurationMs);
-      const matches = (event: AnomalyEvent): boolean =>
-        event.anomaly.totalDurationMs >= minDurationMs && (service === "" || event.anomaly.rootServiceName === service);
-      const filterKey = `${service}\n${minDurationMs}`;
-      const watch = hub.watch({
-        startRevision: Number(request.startRevision),
-        matches,
-        snapshot: () => undefined,
-        signal: ctx.signal,
-      });
-      for await (const message of watch) {
-        switch (message.kind) {
-          case "snapshot":
-            yield create(WatchAnomaliesResponseSchema, {
+      yield* streamWatch(
+        hub,
+        {
+          startRevision: request.startRevision,
+          matches: (event: AnomalyEvent): boolean =>
+            event.anomaly.totalDurationMs >= minDurationMs && (service === "" || event.anomaly.rootServiceName === service),
+          filterKey: `${service}\n${minDurationMs}`,
+          snapshot: () => undefined,
+          signal: ctx.signal,
+        },
+        {
+          snapshot: (message) => [
+            create(WatchAnomaliesResponseSchema, {
               message: { case: "started", value: { revision: BigInt(message.revision), reset: message.reset } },
-            });
-            break;
-          case "change":
-            yield renderChange(message.change, filterKey, matches);
-            break;
-          case "progress":
-            yield create(WatchAnomaliesResponseSchema, {
-              message: { case: "progress", value: { revision: BigInt(message.revision) } },
-            });
-            break;
-        }
-      }
+            }),
+          ],
+          change: renderChange,
+          progress: (revision) => create(WatchAnomaliesResponseSchema, { message: { case: "progress", value: { revision } } }),
+        },
+      );
     },
   });
 }

@@ -234,6 +234,6 @@ describe("WatchMirrors", () => {
     const server = await start();
     const stream = watch(server.grpc(MirrorService), -1);
     const error = await rpcError(nextWithin(stream));
-    expect(error).toEqual({ code: Code.InvalidArgument, message: "start_revision must be >= 0, got -1" });
+    expect(error).toEqual({ code: Code.InvalidArgument, message: "start_revision must be 0..9007199254740991, got -1" });
   });
 });

@@ -150,10 +150,11 @@ describe.each(["grpc", "connect"] as const)("TraceCollectorService errors over %
     expect(await invalid(call(tracing))).toBe(expected);
   });
 
-  it("refuses a WatchAnomalies request with a negative min_duration_ms or start_revision on its first read", async () => {
+  it("refuses a WatchAnomalies request with a negative min_duration_ms or an out-of-range start_revision on its first read", async () => {
     for (const [request, expected] of [
       [{ minDurationMs: -1n }, "min_duration_ms must be >= 0, got -1"],
-      [{ startRevision: -3n }, "start_revision must be >= 0, got -3"],
+      [{ startRevision: -3n }, "start_revision must be 0..9007199254740991, got -3"],
+      [{ startRevision: 2n ** 53n }, "start_revision must be 0..9007199254740991, got 9007199254740992"],
     ] as const) {
       const stream = tracing.watchAnomalies(request, { timeoutMs: 5000 })[Symbol.asyncIterator]();
       expect(await invalid(nextWithin(stream))).toBe(expected);
