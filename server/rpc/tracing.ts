@@ -4,6 +4,7 @@ import {
   WatchAnomaliesResponseSchema,
   type WatchAnomaliesResponse,
 } from "../../gen/latticeforge/tracing/v1/tracing_pb.js";
+import { resolveLimit } from "../core/request-limits.js";
 import { FailedPreconditionError, InvalidFieldError, LimitExceededError, NotFoundError } from "../core/errors.js";
 import type { AnomalyEvent } from "../core/tracing/anomalies.js";
 import { assembleTrace } from "../core/tracing/assembly.js";
@@ -149,7 +150,7 @@ export function createTracingService(options: TracingServiceOptions): ServiceReg
     },
 
     anomalousTraces(request) {
-      const limit = boundedLimit(request.limit, "limit", 100, 1000);
+      const limit = resolveLimit(request.limit, 100, 1000, "limit");
       return {
         traces: store.anomalousCandidates(limits.anomalyThresholdMs, limit).map(renderTraceSummary),
         thresholdMs: BigInt(Math.floor(limits.anomalyThresholdMs)),
@@ -170,7 +171,7 @@ export function createTracingService(options: TracingServiceOptions): ServiceReg
     },
 
     incompleteTraces(request) {
-      return { traceIds: store.incompleteTraceIds(boundedLimit(request.limit, "limit", 1000, 10_000)) };
+      return { traceIds: store.incompleteTraceIds(resolveLimit(request.limit, 1000, 10_000, "limit")) };
     },
 
     async pruneExpired() {
@@ -213,7 +214,7 @@ export function createTracingService(options: TracingServiceOptions): ServiceReg
       if (!Number.isFinite(request.thresholdMs) || request.thresholdMs < 0) {
         throw new InvalidFieldError("threshold_ms", `must be a finite number >= 0, got ${request.thresholdMs}`);
       }
-      const limit = boundedLimit(request.limit, "limit", defaultSlowSpanLimit, 10_000);
+      const limit = resolveLimit(request.limit, defaultSlowSpanLimit, 10_000, "limit");
       const tree = treeOf(request.traceId);
       return {
         spans: slowSpans(tree, request.thresholdMs, limit).map((slow) => ({
@@ -254,15 +255,6 @@ export function createTracingService(options: TracingServiceOptions): ServiceReg
       );
     },
   });
-}
-
-/** A request's `limit`: 0 means `fallback`; otherwise 1..`max`. */
-function boundedLimit(limit: number, field: string, fallback: number, max: number): number {
-  if (limit === 0) return fallback;
-  if (!Number.isInteger(limit) || limit < 1 || limit > max) {
-    throw new InvalidFieldError(field, `must be 1..${max} (0 for ${fallback}), got ${limit}`);
-  }
-  return limit;
 }
 
 function requiredText(value: string, field: string): string {

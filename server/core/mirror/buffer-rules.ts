@@ -15,7 +15,7 @@
  * `captured − removed = pending`, `0 ≤ pending ≤ bufferSize`,
  * `failed ≤ dispatched`, `diffs ≤ dispatched`; counters never decrease.
  */
-import { InvalidFieldError } from "../errors.js";
+import { resolveLimit } from "../request-limits.js";
 import type { MirrorLimits, MirrorResult } from "./model.js";
 
 /** Per-mirror counters (the Stats RPC's values). */
@@ -98,7 +98,7 @@ export function statsAfterResults(stats: MirrorStats, results: readonly MirrorRe
  *   in 1..`maxBatchSize`
  */
 export function resolveDrainLimit(limit: number | undefined, limits: MirrorLimits, field = "limit"): number {
-  return resolveBatch(limit, limits.defaultDrainLimit, limits.maxBatchSize, field);
+  return resolveLimit(limit, limits.defaultDrainLimit, limits.maxBatchSize, field);
 }
 
 /**
@@ -113,13 +113,6 @@ export function resolveDispatchBatchSize(
   limits: MirrorLimits,
   field = "batch_size",
 ): number {
-  return resolveBatch(batchSize, limits.defaultDispatchBatchSize, limits.maxBatchSize, field);
+  return resolveLimit(batchSize, limits.defaultDispatchBatchSize, limits.maxBatchSize, field);
 }
 
-function resolveBatch(value: number | undefined, fallback: number, max: number, field: string): number {
-  if (value === undefined || value === 0) return fallback;
-  if (!Number.isInteger(value) || value < 1 || value > max) {
-    throw new InvalidFieldError(field, `must be an integer in 1..${max}, got ${value}`);
-  }
-  return value;
-}

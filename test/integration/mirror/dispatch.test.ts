@@ -262,7 +262,7 @@ describe.each(["grpc", "connect"] as const)("MirrorService dispatch over %s", (t
 
   it("refuses a bad batch_size or rate_multiplier naming it", async () => {
     await add("m");
-    expect(await invalid(mirror.dispatch({ mirrorId: "m", batchSize: 10_001 }, opts))).toBe("batch_size must be an integer in 1..10000, got 10001");
+    expect(await invalid(mirror.dispatch({ mirrorId: "m", batchSize: 10_001 }, opts))).toBe("batch_size must be an integer in 1..10000 (0 for 50), got 10001");
     expect(await invalid(mirror.dispatch({ mirrorId: "m", batchSize: -2 }, opts))).toMatch(/^batch_size /);
     expect(await invalid(mirror.dispatch({ mirrorId: "m", rateMultiplier: -1 }, opts))).toBe("rate_multiplier must be in (0, 1000], got -1");
     expect(await invalid(mirror.dispatch({ mirrorId: "m", rateMultiplier: 1001 }, opts))).toMatch(/^rate_multiplier /);

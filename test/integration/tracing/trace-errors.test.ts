@@ -132,10 +132,10 @@ describe.each(["grpc", "connect"] as const)("TraceCollectorService errors over %
   });
 
   it.each([
-    ["AnomalousTraces limit 1001", (c: Client<typeof TraceCollectorService>) => c.anomalousTraces({ limit: 1001 }, opts), "limit must be 1..1000 (0 for 100), got 1001"],
-    ["AnomalousTraces limit -1", (c: Client<typeof TraceCollectorService>) => c.anomalousTraces({ limit: -1 }, opts), "limit must be 1..1000 (0 for 100), got -1"],
-    ["IncompleteTraces limit 10001", (c: Client<typeof TraceCollectorService>) => c.incompleteTraces({ limit: 10_001 }, opts), "limit must be 1..10000 (0 for 1000), got 10001"],
-    ["SlowSpanAnalysis limit 10001", (c: Client<typeof TraceCollectorService>) => c.slowSpanAnalysis({ traceId: validTrace, limit: 10_001 }, opts), "limit must be 1..10000 (0 for 50), got 10001"],
+    ["AnomalousTraces limit 1001", (c: Client<typeof TraceCollectorService>) => c.anomalousTraces({ limit: 1001 }, opts), "limit must be an integer in 1..1000 (0 for 100), got 1001"],
+    ["AnomalousTraces limit -1", (c: Client<typeof TraceCollectorService>) => c.anomalousTraces({ limit: -1 }, opts), "limit must be an integer in 1..1000 (0 for 100), got -1"],
+    ["IncompleteTraces limit 10001", (c: Client<typeof TraceCollectorService>) => c.incompleteTraces({ limit: 10_001 }, opts), "limit must be an integer in 1..10000 (0 for 1000), got 10001"],
+    ["SlowSpanAnalysis limit 10001", (c: Client<typeof TraceCollectorService>) => c.slowSpanAnalysis({ traceId: validTrace, limit: 10_001 }, opts), "limit must be an integer in 1..10000 (0 for 50), got 10001"],
     ["SlowSpanAnalysis threshold -1", (c: Client<typeof TraceCollectorService>) => c.slowSpanAnalysis({ traceId: validTrace, thresholdMs: -1 }, opts), "threshold_ms must be a finite number >= 0, got -1"],
     ["SlowSpanAnalysis threshold NaN", (c: Client<typeof TraceCollectorService>) => c.slowSpanAnalysis({ traceId: validTrace, thresholdMs: Number.NaN }, opts), "threshold_ms must be a finite number >= 0, got NaN"],
     ["ServiceLatencyPercentiles without a service", (c: Client<typeof TraceCollectorService>) => c.serviceLatencyPercentiles({ percentiles: [50] }, opts), "service_name is required"],

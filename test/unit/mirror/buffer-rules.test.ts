@@ -74,9 +74,9 @@ describe("drain limits and dispatch batch sizes", () => {
   it.each([-1, 10_001, 2.5])("rejects %s", (value) => {
     const error = thrown(() => resolveDrainLimit(value, limits));
     expect(error).toBeInstanceOf(InvalidFieldError);
-    expect((error as Error).message).toBe(`limit must be an integer in 1..10000, got ${value}`);
+    expect((error as Error).message).toBe(`limit must be an integer in 1..10000 (0 for 100), got ${value}`);
     expect((thrown(() => resolveDispatchBatchSize(value, limits)) as Error).message).toBe(
-      `batch_size must be an integer in 1..10000, got ${value}`,
+      `batch_size must be an integer in 1..10000 (0 for 50), got ${value}`,
     );
   });
 });
