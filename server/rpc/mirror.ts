@@ -221,8 +221,8 @@ export function createMirrorService(options: MirrorServiceOptions): ServiceRegis
       );
     },
 
-    async *watchMirrors(request, ctx) {
-      yield* streamWatch(
+    watchMirrors(request, ctx) {
+      return streamWatch(
         hub,
         { startRevision: request.startRevision, matches: () => true, filterKey: "", snapshot: () => store.mirrors(), signal: ctx.signal },
         {

@@ -199,13 +199,13 @@ export function createRegistryService(
       return { instances: state.failoverCandidates(request.serviceName, request.excludeRegions).map(renderInstance) };
     },
 
-    async *watchTopology(request, ctx) {
+    watchTopology(request, ctx) {
       if (request.serviceNames.length > maxWatchedServices) {
         throw new InvalidFieldError("service_names", `must have at most ${maxWatchedServices} entries, got ${request.serviceNames.length}`);
       }
       request.serviceNames.forEach((name, i) => validateServiceName(name, `service_names[${i}]`));
       const names = request.serviceNames.length > 0 ? new Set(request.serviceNames) : undefined;
-      yield* streamWatch(
+      return streamWatch(
         hub,
         {
           startRevision: request.startRevision,

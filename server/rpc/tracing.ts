@@ -227,13 +227,13 @@ export function createTracingService(options: TracingServiceOptions): ServiceReg
       };
     },
 
-    async *watchAnomalies(request, ctx) {
+    watchAnomalies(request, ctx) {
       const service = request.serviceName;
       if (request.minDurationMs < 0n) {
         throw new InvalidFieldError("min_duration_ms", `must be >= 0, got ${request.minDurationMs}`);
       }
       const minDurationMs = Number(request.minDurationMs);
-      yield* streamWatch(
+      return streamWatch(
         hub,
         {
           startRevision: request.startRevision,

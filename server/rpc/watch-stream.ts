@@ -29,7 +29,8 @@ export interface WatchCall<E, S> {
 /**
  * The response stream of a watch RPC over `hub`: checks `start_revision`
  * (0..2^53−1, since revisions are safe integers), then renders each hub
- * message. Shared by WatchTopology, WatchAnomalies and WatchMirrors, so
+ * message. Shared by WatchTopology, WatchAnomalies and WatchMirrors (their
+ * handlers return it, adding no generator layer per message), so
  * their contracts cannot drift apart.
  *
  * @throws InvalidFieldError naming `start_revision` when out of range
