@@ -6,12 +6,18 @@ import { RegistryStore } from "../store/registry-store.js";
 import { WatchHub } from "../watch/watch-hub.js";
 import type { AssemblyContext, ServiceModule } from "./service-module.js";
 
+/** The assembled Registry, whose store and topology hub other modules (xDS) build on. */
+export interface RegistryModule extends ServiceModule {
+  readonly store: RegistryStore;
+  readonly hub: WatchHub<TopologyEvent>;
+}
+
 /**
  * The Registry service: its store (instances in memory, persisted with the
  * topology revision log), the topology watch hub, gauges, and the reaper and
  * compaction passes.
  */
-export function assembleRegistry({ config, db, committer, metrics, logger }: AssemblyContext): ServiceModule {
+export function assembleRegistry({ config, db, committer, metrics, logger }: AssemblyContext): RegistryModule {
   const store = new RegistryStore(db, committer, {
     limits: defaultRegistryLimits({
       heartbeatTimeoutMs: config.heartbeatTimeoutSeconds * 1000,
@@ -40,6 +46,8 @@ export function assembleRegistry({ config, db, committer, metrics, logger }: Ass
     logger,
   });
   return {
+    store,
+    hub,
     registrations: [
       createRegistryService(store, hub, { snapshotChunkBytes: Math.floor(config.maxMessageBytes / 2) }),
     ],

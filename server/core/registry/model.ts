@@ -69,6 +69,15 @@ export function isRoutable(record: InstanceRecord): boolean {
   return record.healthy && !record.stale;
 }
 
+/**
+ * The weight load balancing uses for a routable instance: what selection
+ * (every strategy) and xDS endpoint weights both read, so the two never
+ * disagree.
+ */
+export function effectiveWeight(record: InstanceRecord): number {
+  return record.instance.weight;
+}
+
 /** What happened to an instance. */
 export type TopologyEventKind = "added" | "updated" | "removed";
 
