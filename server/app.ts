@@ -10,6 +10,7 @@ import { assembleMirror } from "./assembly/mirror.js";
 import { assembleRegistry } from "./assembly/registry.js";
 import type { AssemblyContext, ServiceModule } from "./assembly/service-module.js";
 import { assembleTracing } from "./assembly/tracing.js";
+import { assembleXds } from "./assembly/xds.js";
 import { createHealthService } from "./rpc/health.js";
 import { createReflectionServices } from "./rpc/reflection.js";
 import type { ServiceRegistration } from "./rpc/service-registration.js";
@@ -20,6 +21,7 @@ import { createGrpcServer, grpcServerCredentials, type TlsMaterial } from "./tra
 import { createHttpServer, type HttpPort } from "./transport/http-server.js";
 import { instrumentService } from "./transport/instrument.js";
 import { createProbeRoutes } from "./transport/probes.js";
+import type { AdjustXdsResource } from "./xds/ads-server.js";
 
 /** A failure to start (bad TLS file, port in use, unusable database): one clear line for the operator. */
 export class StartupError extends Error {}
@@ -33,6 +35,8 @@ export interface ControlPlaneOptions {
    * it to inject failing or slow handlers; production leaves it unset.
    */
   readonly adjustServices?: (registrations: ServiceRegistration[]) => ServiceRegistration[];
+  /** Rewrites xDS resources before they are sent; tests use it to serve one clients reject. */
+  readonly adjustXdsResource?: AdjustXdsResource;
 }
 
 /** A running control plane: both ports listening on one database. */
@@ -72,7 +76,13 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   });
 
   const context: AssemblyContext = { config, db, committer, metrics, logger };
-  const modules: ServiceModule[] = [assembleRegistry(context), assembleMirror(context), assembleTracing(context)];
+  const registry = assembleRegistry(context);
+  const modules: ServiceModule[] = [
+    registry,
+    assembleXds(context, registry, options.adjustXdsResource),
+    assembleMirror(context),
+    assembleTracing(context),
+  ];
   const domain = modules.flatMap((module) => module.registrations);
   const stopModules = (): void => {
     for (const module of modules) module.stop();

@@ -124,6 +124,47 @@ export function registerMirrorMetrics(registry: Registry, source: MirrorMetricsS
   scrapedGauge(registry, "latticeforge_mirror_watchers", "Open WatchMirrors streams.", source.watchers);
 }
 
+/** What the xDS server's metrics read at scrape time. */
+export interface XdsMetricsSource {
+  readonly streams: () => number;
+  /** Totals since start per resource kind (listener, route, cluster, endpoint). */
+  readonly counters: () => {
+    readonly responses: Readonly<Record<string, number>>;
+    readonly acks: Readonly<Record<string, number>>;
+    readonly nacks: Readonly<Record<string, number>>;
+  };
+  readonly skippedEndpoints: () => number;
+}
+
+/**
+ * Registers the xDS server's metrics: open ADS streams, responses, ACKs and
+ * NACKs per resource type, and instances left out of EDS.
+ */
+export function registerXdsMetrics(registry: Registry, source: XdsMetricsSource): void {
+  scrapedGauge(registry, "latticeforge_xds_streams", "Open ADS streams (connected xDS clients).", source.streams);
+  const perType = (name: string, help: string, pick: (c: ReturnType<XdsMetricsSource["counters"]>) => Readonly<Record<string, number>>): void => {
+    new Counter({
+      name,
+      help,
+      labelNames: ["type"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [type, value] of Object.entries(pick(source.counters()))) this.inc({ type }, value);
+      },
+    });
+  };
+  perType("latticeforge_xds_responses_total", "DiscoveryResponses sent, by resource type.", (c) => c.responses);
+  perType("latticeforge_xds_acks_total", "Responses clients accepted (ACK), by resource type.", (c) => c.acks);
+  perType("latticeforge_xds_nacks_total", "Responses clients rejected (NACK), by resource type; they keep their last accepted config.", (c) => c.nacks);
+  scrapedGauge(
+    registry,
+    "latticeforge_xds_skipped_endpoints",
+    "Instances left out of served EDS load assignments: endpoint host not an IP address, or an address another instance has.",
+    source.skippedEndpoints,
+  );
+}
+
 /** A gauge whose value is read at scrape time. */
 function scrapedGauge(registry: Registry, name: string, help: string, read: () => number): void {
   new Gauge({

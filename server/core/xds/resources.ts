@@ -1,0 +1,214 @@
+/**
+ * The xDS resources that describe one registry service to proxies and gRPC
+ * clients: a Listener, a RouteConfiguration, a Cluster and a
+ * ClusterLoadAssignment, all named after the service, and all pure
+ * functions of the registry's records.
+ */
+import { create } from "@bufbuild/protobuf";
+import { anyPack } from "@bufbuild/protobuf/wkt";
+import { isIP } from "node:net";
+import { ClusterSchema, Cluster_DiscoveryType, Cluster_LbPolicy, type Cluster } from "../../../gen/envoy/config/cluster/v3/cluster_pb.js";
+import { ApiVersion, type ConfigSource } from "../../../gen/envoy/config/core/v3/config_source_pb.js";
+import { HealthStatus } from "../../../gen/envoy/config/core/v3/health_check_pb.js";
+import {
+  ClusterLoadAssignmentSchema,
+  type ClusterLoadAssignment,
+} from "../../../gen/envoy/config/endpoint/v3/endpoint_pb.js";
+import type { LbEndpoint, LocalityLbEndpoints } from "../../../gen/envoy/config/endpoint/v3/endpoint_components_pb.js";
+import { ListenerSchema, type Listener } from "../../../gen/envoy/config/listener/v3/listener_pb.js";
+import { RouteConfigurationSchema, type RouteConfiguration } from "../../../gen/envoy/config/route/v3/route_pb.js";
+import { RouterSchema } from "../../../gen/envoy/extensions/filters/http/router/v3/router_pb.js";
+import { HttpConnectionManagerSchema } from "../../../gen/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager_pb.js";
+import { effectiveWeight, isRoutable, type InstanceRecord } from "../registry/model.js";
+import { compareText } from "../registry/ordering.js";
+
+/** The four resource kinds served per registry service, in the order a client resolves them. */
+export type XdsResourceKind = "listener" | "route" | "cluster" | "endpoint";
+
+/** Every served kind, in resolution order. */
+export const xdsResourceKinds: readonly XdsResourceKind[] = ["listener", "route", "cluster", "endpoint"];
+
+/** The xDS v3 type URL of each kind. */
+export const typeUrls: Readonly<Record<XdsResourceKind, string>> = {
+  listener: "type.googleapis.com/envoy.config.listener.v3.Listener",
+  route: "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
+  cluster: "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+  endpoint: "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment",
+};
+
+const kindsByTypeUrl = new Map(xdsResourceKinds.map((kind) => [typeUrls[kind], kind]));
+
+/** The kind a type URL names, or undefined for a type this server does not serve. */
+export function resourceKindOf(typeUrl: string): XdsResourceKind | undefined {
+  return kindsByTypeUrl.get(typeUrl);
+}
+
+/** The name of Envoy's router filter, which must be the last HTTP filter. */
+export const routerFilterName = "envoy.filters.http.router";
+
+/** Resources of every kind are fetched over the same ADS stream. */
+function overAds(): ConfigSource {
+  return {
+    configSourceSpecifier: { case: "ads", value: {} },
+    resourceApiVersion: ApiVersion.V3,
+  } as ConfigSource;
+}
+
+/**
+ * The Listener `service`: an API listener (what gRPC clients resolve
+ * `xds:///service` to) holding an HttpConnectionManager that fetches the
+ * route configuration `service` over ADS and ends with the router filter.
+ */
+export function buildListener(service: string): Listener {
+  const connectionManager = create(HttpConnectionManagerSchema, {
+    statPrefix: service,
+    routeSpecifier: { case: "rds", value: { configSource: overAds(), routeConfigName: service } },
+    httpFilters: [
+      { name: routerFilterName, configType: { case: "typedConfig", value: anyPack(RouterSchema, create(RouterSchema)) } },
+    ],
+  });
+  return create(ListenerSchema, {
+    name: service,
+    apiListener: { apiListener: anyPack(HttpConnectionManagerSchema, connectionManager) },
+  });
+}
+
+/**
+ * The RouteConfiguration `service`: one virtual host matching the service's
+ * name (with or without a port) whose default route goes to cluster `service`.
+ * The domain must match the name clients dial, or they ACK and then wait
+ * for a matching host until their deadline.
+ */
+export function buildRouteConfiguration(service: string): RouteConfiguration {
+  return create(RouteConfigurationSchema, {
+    name: service,
+    virtualHosts: [
+      {
+        name: service,
+        domains: [service, `${service}:*`],
+        routes: [
+          {
+            match: { pathSpecifier: { case: "prefix", value: "" } },
+            action: { case: "route", value: { clusterSpecifier: { case: "cluster", value: service } } },
+          },
+        ],
+      },
+    ],
+  });
+}
+
+/** The Cluster `service`: EDS over ADS, round robin within localities weighted by the EDS locality weights. */
+export function buildCluster(service: string): Cluster {
+  return create(ClusterSchema, {
+    name: service,
+    clusterDiscoveryType: { case: "type", value: Cluster_DiscoveryType.EDS },
+    edsClusterConfig: { edsConfig: overAds(), serviceName: service },
+    lbPolicy: Cluster_LbPolicy.ROUND_ROBIN,
+  });
+}
+
+/** An instance left out of a ClusterLoadAssignment, and why. */
+export interface SkippedEndpoint {
+  readonly instanceId: string;
+  readonly endpoint: string;
+  /** `not_ip`: a hostname, which gRPC clients reject; `duplicate_address`: another instance has the same address. */
+  readonly reason: "not_ip" | "duplicate_address";
+}
+
+/** A built ClusterLoadAssignment and the instances it had to leave out. */
+export interface LoadAssignment {
+  readonly assignment: ClusterLoadAssignment;
+  readonly skipped: readonly SkippedEndpoint[];
+}
+
+/** An IP endpoint split into address and port; undefined when the host is not an IP literal. */
+export function ipEndpoint(endpoint: string): { readonly address: string; readonly port: number } | undefined {
+  const colon = endpoint.lastIndexOf(":");
+  if (colon < 0) return undefined;
+  let host = endpoint.slice(0, colon);
+  if (host.startsWith("[") && host.endsWith("]")) host = host.slice(1, -1);
+  const port = Number(endpoint.slice(colon + 1));
+  if (isIP(host) === 0 || !Number.isInteger(port) || port < 1 || port > 65_535) return undefined;
+  return { address: host, port };
+}
+
+/**
+ * The ClusterLoadAssignment `service` for `records` (the service's
+ * instances), as a client in `clientRegion` should see it:
+ * - one locality per region/zone holding a routable instance, with an
+ *   explicit `load_balancing_weight` equal to the sum of its routable
+ *   instances' effective weights: under ROUND_ROBIN gRPC clients ignore
+ *   endpoint weights, so instance weights reach them through localities
+ *   (endpoint weights are set too, for policies that read them);
+ * - endpoints HEALTHY when routable, UNHEALTHY otherwise (clients send
+ *   traffic to HEALTHY and UNKNOWN only);
+ * - when `clientRegion` has a routable instance and other regions do too,
+ *   the client's region gets priority 0 and the rest priority 1, so the
+ *   client fails over across regions only when its own has none left;
+ * - instances whose host is not an IP literal, and later instances sharing
+ *   an address, are left out and reported (either would make a client NACK
+ *   the whole assignment).
+ * Localities and endpoints are in name order, so equal inputs give
+ * byte-identical resources.
+ */
+export function buildLoadAssignment(
+  service: string,
+  records: readonly InstanceRecord[],
+  clientRegion?: string,
+): LoadAssignment {
+  const skipped: SkippedEndpoint[] = [];
+  const seen = new Set<string>();
+  const localities = new Map<string, { region: string; zone: string; weight: number; endpoints: LbEndpoint[] }>();
+  const sorted = [...records].sort((a, b) => compareText(a.instance.instanceId, b.instance.instanceId));
+  for (const record of sorted) {
+    const { instanceId, endpoint, region, zone } = record.instance;
+    const ip = ipEndpoint(endpoint);
+    if (ip === undefined) {
+      skipped.push({ instanceId, endpoint, reason: "not_ip" });
+      continue;
+    }
+    const addressKey = `${ip.address}\n${ip.port}`;
+    if (seen.has(addressKey)) {
+      skipped.push({ instanceId, endpoint, reason: "duplicate_address" });
+      continue;
+    }
+    seen.add(addressKey);
+    const key = `${region}\n${zone}`;
+    let locality = localities.get(key);
+    if (locality === undefined) {
+      locality = { region, zone, weight: 0, endpoints: [] };
+      localities.set(key, locality);
+    }
+    const routable = isRoutable(record);
+    const weight = effectiveWeight(record);
+    if (routable) locality.weight += weight;
+    locality.endpoints.push({
+      hostIdentifier: {
+        case: "endpoint",
+        value: {
+          address: { address: { case: "socketAddress", value: { address: ip.address, portSpecifier: { case: "portValue", value: ip.port } } } },
+          hostname: instanceId,
+        },
+      },
+      healthStatus: routable ? HealthStatus.HEALTHY : HealthStatus.UNHEALTHY,
+      loadBalancingWeight: weight,
+    } as LbEndpoint);
+  }
+  const served = [...localities.entries()]
+    .filter(([, locality]) => locality.weight > 0)
+    .sort(([a], [b]) => compareText(a, b))
+    .map(([, locality]) => locality);
+  const local = clientRegion !== undefined && served.some((l) => l.region === clientRegion);
+  const remote = served.some((l) => l.region !== clientRegion);
+  const prioritize = local && remote;
+  const endpoints = served.map(
+    (locality) =>
+      ({
+        locality: { region: locality.region, zone: locality.zone, subZone: "" },
+        lbEndpoints: locality.endpoints,
+        loadBalancingWeight: locality.weight,
+        priority: prioritize && locality.region !== clientRegion ? 1 : 0,
+      }) as LocalityLbEndpoints,
+  );
+  return { assignment: create(ClusterLoadAssignmentSchema, { clusterName: service, endpoints }), skipped };
+}
