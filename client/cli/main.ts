@@ -9,6 +9,7 @@ import { registryCommand } from "./commands/registry.js";
 import { servicesCommand } from "./commands/services.js";
 import { traceCommand } from "./commands/trace.js";
 import { versionCommand } from "./commands/version.js";
+import { xdsCommand } from "./commands/xds.js";
 
 const commands: Record<string, Command> = {
   serve: {
@@ -22,6 +23,7 @@ const commands: Record<string, Command> = {
   services: servicesCommand,
   trace: traceCommand,
   version: versionCommand,
+  xds: xdsCommand,
 };
 
 function usage(): string {
