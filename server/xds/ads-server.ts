@@ -95,8 +95,10 @@ function isServiceName(name: string): boolean {
  *   assignment while the service has no instances: a client may start
  *   before its backends, and a service briefly without instances during a
  *   redeploy does not make clients drop their config.
- * - `version_info` is the registry revision the response was built at:
- *   durable and monotonic across restarts. Nonces are fresh per response.
+ * - `version_info` is the registry revision that produced the response's
+ *   resources: the latest revision that changed any of their services (the
+ *   revision at startup for services unchanged since), so it survives
+ *   restarts and never goes back. Nonces are fresh per response.
  * - Each stream follows the topology watch hub for the services it
  *   subscribed to; a change marks the stream's affected kinds, and the
  *   stream sends them when it next runs, so bursts coalesce.
@@ -108,6 +110,10 @@ export class AdsServer {
   private readonly assignments = new Map<string, Map<string, Any>>();
   private readonly skipped = new Map<string, readonly SkippedEndpoint[]>();
   private readonly warned = new Set<string>();
+  /** The revision of each service's latest change since startup. */
+  private readonly serviceRevisions = new Map<string, number>();
+  /** The revision at startup: what services unchanged since were produced by, as far as this process knows. */
+  private readonly startRevision: number;
   private readonly now: () => number;
   private nonce = 0;
   /** Totals since start. */
@@ -115,6 +121,7 @@ export class AdsServer {
 
   constructor(private readonly options: AdsServerOptions) {
     this.now = options.now ?? Date.now;
+    this.startRevision = options.store.log.currentRevision;
     options.store.onChange((change) => this.invalidate(change));
   }
 
@@ -233,7 +240,6 @@ export class AdsServer {
 
   /** The responses a session owes now, one per marked kind. */
   private *responses(session: Session): Generator<DiscoveryResponse> {
-    const version = String(this.options.store.log.currentRevision);
     for (const { kind, names } of session.state.takeDirty()) {
       const services = names === undefined ? this.serviceNames() : [...names].filter(isServiceName).sort();
       if (names === undefined) {
@@ -243,6 +249,7 @@ export class AdsServer {
       }
       const region = session.state.clientNode?.region ?? "";
       const resources = services.map((service) => this.resource(kind, service, region));
+      const version = String(this.versionOf(services));
       const nonce = String(++this.nonce);
       session.state.sent(kind, version, nonce);
       this.counters.responses[kind]++;
@@ -254,6 +261,13 @@ export class AdsServer {
         controlPlane: { identifier: "latticeforge" },
       });
     }
+  }
+
+  /** The latest revision that changed any of `services`. */
+  private versionOf(services: readonly string[]): number {
+    let version = this.startRevision;
+    for (const service of services) version = Math.max(version, this.serviceRevisions.get(service) ?? 0);
+    return version;
   }
 
   private resource(kind: XdsResourceKind, service: string, region: string): Any {
@@ -311,6 +325,7 @@ export class AdsServer {
   private invalidate(change: RevisionedChange<TopologyEvent>): void {
     for (const event of change.events) {
       const { serviceName, instanceId } = event.record.instance;
+      this.serviceRevisions.set(serviceName, change.revision);
       this.assignments.delete(serviceName);
       this.skipped.delete(serviceName);
       if (event.kind === "removed") {

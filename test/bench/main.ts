@@ -11,6 +11,7 @@ import { healthBench } from "./benches/health.js";
 import { mirrorBench } from "./benches/mirror.js";
 import { registryBench } from "./benches/registry.js";
 import { tracingBench } from "./benches/tracing.js";
+import { xdsBench } from "./benches/xds.js";
 import { runBench, type Bench, type BenchOptions } from "./harness/bench.js";
 import { findEtcd } from "./harness/etcd-host.js";
 import { removeHostDirs } from "./harness/hosts.js";
@@ -18,7 +19,7 @@ import { killChildren } from "./harness/processes.js";
 import { formatSummary, type BenchSummary } from "./harness/report.js";
 
 /** Every bench, in the order `all` runs them. */
-const benches: readonly Bench[] = [healthBench, adapterBench, registryBench, tracingBench, mirrorBench];
+const benches: readonly Bench[] = [healthBench, adapterBench, registryBench, tracingBench, mirrorBench, xdsBench];
 
 const usage = `Usage: npm run bench -- <bench|all> [flags]
 

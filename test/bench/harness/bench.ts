@@ -160,6 +160,8 @@ export interface WatchTarget extends TargetBase {
     readonly writer: (address: string) => Promise<FanOutWriter>;
     /** Streams of this target when not `BenchOptions.watch.streams`. */
     readonly streams?: number;
+    /** Writes per second of this target when not `BenchOptions.watch.rate`. */
+    readonly rate?: number;
   };
 }
 
@@ -312,7 +314,7 @@ async function measureWatch(target: WatchTarget, host: Host, options: BenchOptio
   const { result, idle, opened, after } = await runWatch({
     address: host.address,
     scenario: target.watch.scenario,
-    settings: { ...options.watch, streams: target.watch.streams ?? options.watch.streams },
+    settings: { ...options.watch, streams: target.watch.streams ?? options.watch.streams, rate: target.watch.rate ?? options.watch.rate },
     writer: target.watch.writer,
     sample: (gc) => host.stats({ gc }),
   });

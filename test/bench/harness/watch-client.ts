@@ -111,7 +111,7 @@ runChild(async () => {
         if (!ready) notEstablished(new Error(`stream ${stream} failed before it was established: ${error.message}`));
       },
     };
-    return scenario.open(channels[Math.floor(stream / job.streamsPerChannel)] as Client, sink);
+    return scenario.open(channels[Math.floor(stream / job.streamsPerChannel)] as Client, sink, job.firstStream + stream);
   });
   const timer = setTimeout(() => notEstablished(new Error(`${job.streams - readyStreams} of ${job.streams} streams not established within ${establishTimeoutMs} ms`)), establishTimeoutMs);
   await allReady.finally(() => clearTimeout(timer));
@@ -120,9 +120,18 @@ runChild(async () => {
   await sendToParent({ type: "watching" } satisfies WatchMessage);
   const watchingCpu = process.cpuUsage();
   const { revisions, sentNs, timeoutMs } = await collected;
-  const lastRevision = revisions.reduce((max, revision) => Math.max(max, revision), 0);
+  // The last revision each stream is to see, and how many (write, stream) pairs there are.
+  const lastExpected = new Float64Array(job.streams);
+  let expected = 0;
+  for (let stream = 0; stream < job.streams; stream++) {
+    for (let write = 0; write < revisions.length; write++) {
+      if (scenario.sees !== undefined && !scenario.sees(job.firstStream + stream, write)) continue;
+      expected++;
+      lastExpected[stream] = Math.max(lastExpected[stream] as number, revisions[write] as number);
+    }
+  }
   const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline && lastSeen.some((revision) => revision < lastRevision)) await sleep(pollMs);
+  while (Date.now() < deadline && lastSeen.some((revision, stream) => revision < (lastExpected[stream] as number))) await sleep(pollMs);
 
   const sentAt = new Map<number, number>();
   revisions.forEach((revision, i) => sentAt.set(revision, sentNs[i] as number));
@@ -140,7 +149,7 @@ runChild(async () => {
   const result: WatchClientResult = {
     type: "watch-result",
     latenciesNs: latenciesNs.slice(0, matched),
-    expected: revisions.length * job.streams,
+    expected,
     failedStreams,
     ...(firstError !== undefined ? { firstError } : {}),
     lastReceiptNs,

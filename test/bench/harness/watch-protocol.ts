@@ -12,6 +12,8 @@ export interface WatchJob {
   readonly streamsPerChannel: number;
   /** This client's index among the watch clients of one run (0-based). */
   readonly client: number;
+  /** The run-wide number of this client's first stream (streams of earlier clients come before). */
+  readonly firstStream: number;
 }
 
 /** Client → parent: every stream is established (got its first message). */
@@ -38,7 +40,7 @@ export interface WatchClientResult {
   readonly type: "watch-result";
   /** Receipt minus send time of every (write, stream) pair delivered, in ns, unsorted. */
   readonly latenciesNs: Float64Array;
-  /** Pairs expected: writes × streams. */
+  /** Pairs expected: the (write, stream) pairs the scenario says are seen; writes × streams by default. */
   readonly expected: number;
   /** Streams that failed before the parent's stop. */
   readonly failedStreams: number;

@@ -54,7 +54,7 @@ export interface WatchRunOptions<Sample> {
 export interface WatchResult {
   readonly writes: number;
   readonly streams: number;
-  /** (write, stream) pairs: writes × streams. */
+  /** (write, stream) pairs the scenario's watches are to see: writes × streams unless it subscribes them to parts. */
   readonly expected: number;
   /** Pairs delivered before the collect timeout. */
   readonly delivered: number;
@@ -96,8 +96,17 @@ export interface WatchRun<Sample> {
 export async function runWatch<Sample>(options: WatchRunOptions<Sample>): Promise<WatchRun<Sample>> {
   const { settings } = options;
   const idle = await options.sample(true);
+  let firstStream = 0;
   const children = spread(settings.streams, settings.clients).map((streams, client) => {
-    const job: WatchJob = { address: options.address, scenario: options.scenario, streams, streamsPerChannel: settings.streamsPerChannel, client };
+    const job: WatchJob = {
+      address: options.address,
+      scenario: options.scenario,
+      streams,
+      streamsPerChannel: settings.streamsPerChannel,
+      client,
+      firstStream,
+    };
+    firstStream += streams;
     return forkChild(watchClientModule, [JSON.stringify(job)]);
   });
   try {

@@ -28,8 +28,18 @@ export interface WatchSink {
  * export default scenario;
  */
 export interface WatchScenario {
-  /** Opens one watch on `channel`; returns the function that cancels it. */
-  open(channel: Client, sink: WatchSink): () => void;
+  /**
+   * Opens watch number `stream` (0-based over every client process of the
+   * run) on `channel`; returns the function that cancels it.
+   */
+  open(channel: Client, sink: WatchSink, stream: number): () => void;
+  /**
+   * Whether watch `stream` is to receive write number `write` (0-based, in
+   * send order); absent: every watch receives every write. Lets a scenario
+   * subscribe each watch to a part of what is written (xDS streams to one
+   * service each).
+   */
+  sees?(stream: number, write: number): boolean;
 }
 
 /** Loads the scenario exported as default by the compiled module at `url`. */

@@ -43,8 +43,9 @@ export type ListClientsResponse = Message<"latticeforge.xds.v1.ListClientsRespon
   clients: XdsClient[];
 
   /**
-   * The registry revision now: a client whose acked_version is lower has not
-   * yet accepted the latest endpoints of every service.
+   * The registry revision now. Versions sent to clients are registry
+   * revisions too: the latest revision that changed one of the services a
+   * response describes.
    *
    * @generated from field: int64 revision = 2;
    */
