@@ -77,8 +77,9 @@ const supportedCreds = new Set<string>(["insecure", "google_default"]);
 /**
  * What gRPC's xDS clients would reject in `value`, as messages naming the
  * field; empty when it is usable. Checks the rules @grpc/grpc-js-xds
- * enforces (node.id and node.locality present, at least one server with a
- * `host:port` URI and supported channel credentials) plus a non-empty node id.
+ * enforces for the fields written here (node id, cluster and locality; at
+ * least one server with a `host:port` URI, well-formed channel credentials
+ * of a supported type, string server features) plus a non-empty node id.
  */
 export function checkXdsBootstrap(value: unknown): string[] {
   const problems: string[] = [];
@@ -92,19 +93,34 @@ export function checkXdsBootstrap(value: unknown): string[] {
         problems.push(`${prefix} must be an object`);
         return;
       }
-      const { server_uri: uri, channel_creds: creds } = server as { server_uri?: unknown; channel_creds?: unknown };
-      if (typeof uri !== "string" || !/^(\[[0-9a-fA-F:.]+\]|[^:\s[\]]+):\d{1,5}$/.test(uri)) {
-        problems.push(`${prefix}.server_uri must be host:port, got ${JSON.stringify(uri)}`);
+      const { server_uri: uri, channel_creds: creds, server_features: features } = server as Record<string, unknown>;
+      const port = typeof uri === "string" ? /^(?:\[[0-9a-fA-F:.]+\]|[^:\s[\]]+):(\d{1,5})$/.exec(uri)?.[1] : undefined;
+      if (port === undefined || Number(port) < 1 || Number(port) > 65_535) {
+        problems.push(`${prefix}.server_uri must be host:port with a port in 1..65535, got ${JSON.stringify(uri)}`);
       }
-      if (!Array.isArray(creds) || !creds.some((c: unknown) => supportedCreds.has((c as { type?: unknown })?.type as string))) {
-        problems.push(`${prefix}.channel_creds must include a type in [${[...supportedCreds].join(", ")}]`);
+      if (!Array.isArray(creds)) problems.push(`${prefix}.channel_creds must be an array`);
+      else {
+        creds.forEach((cred: unknown, i) => {
+          const { type, config } = (typeof cred === "object" && cred !== null ? cred : {}) as Record<string, unknown>;
+          if (typeof type !== "string") problems.push(`${prefix}.channel_creds[${i}].type must be a string`);
+          if (config !== undefined && (typeof config !== "object" || config === null || Array.isArray(config))) {
+            problems.push(`${prefix}.channel_creds[${i}].config must be an object`);
+          }
+        });
+        if (!creds.some((c: unknown) => supportedCreds.has((c as { type?: unknown } | null)?.type as string))) {
+          problems.push(`${prefix}.channel_creds must include a type in [${[...supportedCreds].join(", ")}]`);
+        }
+      }
+      if (features !== undefined && (!Array.isArray(features) || features.some((f) => typeof f !== "string"))) {
+        problems.push(`${prefix}.server_features must be an array of strings`);
       }
     });
   }
   if (typeof node !== "object" || node === null) problems.push("node must be an object");
   else {
-    const { id, locality } = node as { id?: unknown; locality?: unknown };
+    const { id, cluster, locality } = node as { id?: unknown; cluster?: unknown; locality?: unknown };
     if (typeof id !== "string" || id === "") problems.push("node.id must be a non-empty string");
+    if (cluster !== undefined && typeof cluster !== "string") problems.push("node.cluster must be a string");
     if (typeof locality !== "object" || locality === null) problems.push("node.locality must be an object");
     else {
       for (const key of ["region", "zone", "sub_zone"]) {

@@ -62,8 +62,8 @@ export interface XdsCounters {
 interface Session {
   readonly state: AdsStreamState;
   readonly connectedAtMs: number;
-  /** The service names of the last wildcard response per kind, to skip identical resends. */
-  readonly wildcardSent: Map<XdsResourceKind, string>;
+  /** The services of the last response per kind: what a wildcard resend compares with, and what versions account for. */
+  readonly sentServices: Map<XdsResourceKind, readonly string[]>;
 }
 
 const schemas: Record<XdsResourceKind, DescMessage> = {
@@ -75,6 +75,10 @@ const schemas: Record<XdsResourceKind, DescMessage> = {
 
 function perKind(): Record<XdsResourceKind, number> {
   return { listener: 0, route: 0, cluster: 0, endpoint: 0 };
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((value, i) => value === b[i]);
 }
 
 function isServiceName(name: string): boolean {
@@ -97,8 +101,9 @@ function isServiceName(name: string): boolean {
  *   redeploy does not make clients drop their config.
  * - `version_info` is the registry revision that produced the response's
  *   resources: the latest revision that changed any of their services (the
- *   revision at startup for services unchanged since), so it survives
- *   restarts and never goes back. Nonces are fresh per response.
+ *   revision at startup for services unchanged since), and never below the
+ *   version the stream was last sent for the type, so it survives restarts
+ *   and never goes back. Nonces are fresh per response.
  * - Each stream follows the topology watch hub for the services it
  *   subscribed to; a change marks the stream's affected kinds, and the
  *   stream sends them when it next runs, so bursts coalesce.
@@ -153,7 +158,7 @@ export class AdsServer {
    */
   async *stream(requests: AsyncIterable<AdsRequest>, signal: AbortSignal): AsyncGenerator<DiscoveryResponse> {
     const { store, hub, logger } = this.options;
-    const session: Session = { state: new AdsStreamState(), connectedAtMs: this.now(), wildcardSent: new Map() };
+    const session: Session = { state: new AdsStreamState(), connectedAtMs: this.now(), sentServices: new Map() };
     const wakeup = new Wakeup(signal);
     const watchController = new AbortController();
     const stopWatch = (): void => watchController.abort();
@@ -240,16 +245,17 @@ export class AdsServer {
 
   /** The responses a session owes now, one per marked kind. */
   private *responses(session: Session): Generator<DiscoveryResponse> {
-    for (const { kind, names } of session.state.takeDirty()) {
+    for (const { kind, names, requested } of session.state.takeDirty()) {
       const services = names === undefined ? this.serviceNames() : [...names].filter(isServiceName).sort();
-      if (names === undefined) {
-        const key = services.join("\n");
-        if (session.wildcardSent.get(kind) === key) continue;
-        session.wildcardSent.set(kind, key);
-      }
+      const previous = session.sentServices.get(kind) ?? [];
+      // A wildcard subscription is marked on every registration or removal; resend only when the set of services moved.
+      if (names === undefined && !requested && sameList(previous, services)) continue;
+      session.sentServices.set(kind, services);
       const region = session.state.clientNode?.region ?? "";
       const resources = services.map((service) => this.resource(kind, service, region));
-      const version = String(this.versionOf(services));
+      // Services that left count too: their removal produced this response.
+      const produced = Math.max(this.versionOf(services), this.versionOf(previous));
+      const version = String(session.state.nextVersion(kind, produced));
       const nonce = String(++this.nonce);
       session.state.sent(kind, version, nonce);
       this.counters.responses[kind]++;

@@ -132,6 +132,19 @@ export function ipEndpoint(endpoint: string): { readonly address: string; readon
   return { address: host, port };
 }
 
+/** An IP address in one spelling per address (`0::1` and `::1` alike), for comparing. */
+function canonicalIp(address: string): string {
+  return isIP(address) === 6 ? new URL(`http://[${address}]/`).hostname : address;
+}
+
+/** Of two instances on one address, the one to serve: routable first, then the latest registered, then the lower id. */
+function preferred(a: InstanceRecord, b: InstanceRecord): InstanceRecord {
+  const routableA = isRoutable(a);
+  if (routableA !== isRoutable(b)) return routableA ? a : b;
+  if (a.instance.registeredAtMs !== b.instance.registeredAtMs) return a.instance.registeredAtMs > b.instance.registeredAtMs ? a : b;
+  return compareText(a.instance.instanceId, b.instance.instanceId) <= 0 ? a : b;
+}
+
 /**
  * The ClusterLoadAssignment `service` for `records` (the service's
  * instances), as a client in `clientRegion` should see it:
@@ -145,9 +158,11 @@ export function ipEndpoint(endpoint: string): { readonly address: string; readon
  * - when `clientRegion` has a routable instance and other regions do too,
  *   the client's region gets priority 0 and the rest priority 1, so the
  *   client fails over across regions only when its own has none left;
- * - instances whose host is not an IP literal, and later instances sharing
- *   an address, are left out and reported (either would make a client NACK
- *   the whole assignment).
+ * - instances whose host is not an IP literal are left out and reported,
+ *   and so are all but one of the instances sharing an address (either
+ *   would make a client NACK the whole assignment): the one kept is
+ *   routable if any is (a process restarted on its old address under a new
+ *   id must not be hidden by its stale record), then the latest registered.
  * Localities and endpoints are in name order, so equal inputs give
  * byte-identical resources.
  */
@@ -157,22 +172,29 @@ export function buildLoadAssignment(
   clientRegion?: string,
 ): LoadAssignment {
   const skipped: SkippedEndpoint[] = [];
-  const seen = new Set<string>();
-  const localities = new Map<string, { region: string; zone: string; weight: number; endpoints: LbEndpoint[] }>();
-  const sorted = [...records].sort((a, b) => compareText(a.instance.instanceId, b.instance.instanceId));
-  for (const record of sorted) {
-    const { instanceId, endpoint, region, zone } = record.instance;
+  const byAddress = new Map<string, { record: InstanceRecord; ip: { address: string; port: number } }>();
+  for (const record of records) {
+    const { instanceId, endpoint } = record.instance;
     const ip = ipEndpoint(endpoint);
     if (ip === undefined) {
       skipped.push({ instanceId, endpoint, reason: "not_ip" });
       continue;
     }
-    const addressKey = `${ip.address}\n${ip.port}`;
-    if (seen.has(addressKey)) {
-      skipped.push({ instanceId, endpoint, reason: "duplicate_address" });
-      continue;
+    const addressKey = `${canonicalIp(ip.address)}\n${ip.port}`;
+    const held = byAddress.get(addressKey);
+    if (held === undefined) byAddress.set(addressKey, { record, ip });
+    else {
+      const keep = preferred(held.record, record);
+      const drop = keep === record ? held.record : record;
+      if (keep === record) byAddress.set(addressKey, { record, ip });
+      skipped.push({ instanceId: drop.instance.instanceId, endpoint: drop.instance.endpoint, reason: "duplicate_address" });
     }
-    seen.add(addressKey);
+  }
+  skipped.sort((a, b) => compareText(a.instanceId, b.instanceId));
+  const localities = new Map<string, { region: string; zone: string; weight: number; endpoints: LbEndpoint[] }>();
+  const kept = [...byAddress.values()].sort((a, b) => compareText(a.record.instance.instanceId, b.record.instance.instanceId));
+  for (const { record, ip } of kept) {
+    const { instanceId, region, zone } = record.instance;
     const key = `${region}\n${zone}`;
     let locality = localities.get(key);
     if (locality === undefined) {

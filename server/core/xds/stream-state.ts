@@ -59,6 +59,15 @@ export type XdsRequestOutcome =
   /** A response to an older nonce: superseded, ignored as the protocol says. */
   | { readonly kind: "stale" };
 
+/** A kind owing a response (see {@link AdsStreamState.takeDirty}). */
+export interface XdsDue {
+  readonly kind: XdsResourceKind;
+  /** The names to answer; undefined for a wildcard subscription (every resource). */
+  readonly names: ReadonlySet<string> | undefined;
+  /** The client asked (subscribed or changed its names), rather than the resources changing. */
+  readonly requested: boolean;
+}
+
 /** LDS and CDS requests without names (or with `*`) subscribe to every resource of the kind. */
 const wildcardKinds: ReadonlySet<XdsResourceKind> = new Set(["listener", "cluster"]);
 
@@ -70,16 +79,23 @@ class Subscription {
   ackedVersion = "";
   ackedAtMs: number | undefined;
   lastNack: XdsNack | undefined;
-  /** Whether the client should be sent this kind's resources. */
-  dirty = false;
+  /** Whether the client should be sent this kind's resources: because it asked, or because they changed. */
+  dirty: "requested" | "changed" | undefined;
+  /** Whether the client ever named resources of this kind (then an empty list means none, not all). */
+  private named = false;
 
   constructor(readonly kind: XdsResourceKind) {}
 
-  /** Adopts the request's names; true when they differ from the current ones. */
-  subscribe(resourceNames: readonly string[], initial: boolean): boolean {
-    const wildcard =
-      wildcardKinds.has(this.kind) && ((initial && resourceNames.length === 0) || resourceNames.includes("*"));
+  /**
+   * Adopts the request's names; true when they differ from the current
+   * ones. For LDS and CDS, `*` asks for everything, and so does an empty
+   * list from a client that never named resources of the kind (the legacy
+   * wildcard, which ACKs keep: they repeat the empty list).
+   */
+  subscribe(resourceNames: readonly string[]): boolean {
     const names = new Set(resourceNames.filter((name) => name !== "*"));
+    if (names.size > 0) this.named = true;
+    const wildcard = wildcardKinds.has(this.kind) && (resourceNames.includes("*") || (resourceNames.length === 0 && !this.named));
     const changed = wildcard !== this.wildcard || names.size !== this.names.size || [...names].some((n) => !this.names.has(n));
     this.wildcard = wildcard;
     this.names = names;
@@ -100,7 +116,9 @@ class Subscription {
  *   so a NACKed response is not resent until something changes; either may
  *   change the subscribed names, which is answered;
  * - a request echoing an older nonce is stale and ignored;
- * - a topology change marks the kinds whose resources it touches.
+ * - a topology change marks the kinds whose resources it touches;
+ * - versions sent for a kind never go back, even when the subscription
+ *   drops the service with the newest change (see {@link nextVersion}).
  */
 export class AdsStreamState {
   private node: XdsNode | undefined;
@@ -122,14 +140,14 @@ export class AdsStreamState {
     if (request.responseNonce === "" || subscription === undefined) {
       subscription ??= new Subscription(request.kind);
       this.subscriptions.set(request.kind, subscription);
-      subscription.subscribe(request.resourceNames, true);
+      subscription.subscribe(request.resourceNames);
       if (request.versionInfo !== "" && subscription.ackedVersion === "") subscription.ackedVersion = request.versionInfo;
-      subscription.dirty = true;
+      subscription.dirty = "requested";
       return { kind: "subscribe" };
     }
     if (request.responseNonce !== subscription.sentNonce) return { kind: "stale" };
-    const namesChanged = subscription.subscribe(request.resourceNames, false);
-    if (namesChanged) subscription.dirty = true;
+    const namesChanged = subscription.subscribe(request.resourceNames);
+    if (namesChanged) subscription.dirty = "requested";
     if (request.errorMessage !== undefined) {
       const nack = { version: subscription.sentVersion, nonce: request.responseNonce, message: request.errorMessage, atMs: nowMs };
       subscription.lastNack = nack;
@@ -148,11 +166,11 @@ export class AdsStreamState {
   topologyChanged(changedServices: ReadonlySet<string>, serviceSetChanged: boolean): void {
     for (const subscription of this.subscriptions.values()) {
       if (subscription.wildcard) {
-        if (serviceSetChanged) subscription.dirty = true;
+        if (serviceSetChanged) subscription.dirty ??= "changed";
       } else if (subscription.kind === "endpoint") {
         for (const service of changedServices) {
           if (subscription.names.has(service)) {
-            subscription.dirty = true;
+            subscription.dirty ??= "changed";
             break;
           }
         }
@@ -162,7 +180,7 @@ export class AdsStreamState {
 
   /** Marks every subscription (after a watch reset, when what changed is unknown). */
   markAll(): void {
-    for (const subscription of this.subscriptions.values()) subscription.dirty = true;
+    for (const subscription of this.subscriptions.values()) subscription.dirty ??= "changed";
   }
 
   /** Whether a topology event of `service` can matter to this stream. */
@@ -175,17 +193,29 @@ export class AdsStreamState {
 
   /**
    * The kinds owing a response, in resolution order, each with the names
-   * to answer (undefined for a wildcard: every resource); clears the marks.
+   * to answer (undefined for a wildcard: every resource) and whether the
+   * client asked (a request must be answered even when nothing changed);
+   * clears the marks.
    */
-  takeDirty(): { kind: XdsResourceKind; names: ReadonlySet<string> | undefined }[] {
-    const due: { kind: XdsResourceKind; names: ReadonlySet<string> | undefined }[] = [];
+  takeDirty(): XdsDue[] {
+    const due: XdsDue[] = [];
     for (const kind of xdsResourceKinds) {
       const subscription = this.subscriptions.get(kind);
-      if (subscription === undefined || !subscription.dirty) continue;
-      subscription.dirty = false;
-      due.push({ kind, names: subscription.wildcard ? undefined : subscription.names });
+      if (subscription?.dirty === undefined) continue;
+      due.push({ kind, names: subscription.wildcard ? undefined : subscription.names, requested: subscription.dirty === "requested" });
+      subscription.dirty = undefined;
     }
     return due;
+  }
+
+  /**
+   * The version to send for `kind` when its resources were produced at
+   * `produced`: never below the version last sent for the kind, so a
+   * stream's versions are monotonic whatever its subscription does.
+   */
+  nextVersion(kind: XdsResourceKind, produced: number): number {
+    const sent = Number(this.subscriptions.get(kind)?.sentVersion || 0);
+    return Math.max(produced, Number.isSafeInteger(sent) ? sent : 0);
   }
 
   /** Records a response sent for `kind`. */
