@@ -26,6 +26,12 @@ export interface ServerConfig {
   readonly selfPreservationThreshold: number;
   /** Registry: seconds between staleness passes. */
   readonly reapIntervalSeconds: number;
+  /** Registry: time constant (seconds) of the health score's moving average. */
+  readonly healthWindowSeconds: number;
+  /** Registry: health-check latency (ms) at or below which a check scores 1. */
+  readonly healthLatencyTargetMs: number;
+  /** Registry: seconds an instance warms up after becoming routable again; 0 = no warm-up. */
+  readonly warmupSeconds: number;
   /** Watches: seconds of idleness before a PROGRESS message. */
   readonly watchProgressSeconds: number;
   /** Watches: changes kept in each event log at least. */
@@ -134,6 +140,9 @@ export const configOptions: readonly ConfigOption[] = [
   { key: "deregisterStaleAfterSeconds", flag: "deregister-stale-after", env: "LATTICEFORGE_DEREGISTER_STALE_AFTER", defaultValue: undefined, description: "registry: seconds without a heartbeat before an instance is evicted (default 3 × --heartbeat-timeout; 0 = never)", parse: number(0, 31_536_000, false) },
   { key: "selfPreservationThreshold", flag: "self-preservation-threshold", env: "LATTICEFORGE_SELF_PRESERVATION_THRESHOLD", defaultValue: "0.5", description: "registry: when a pass would evict more than this share of instances as stale, evict none (Eureka self-preservation)", parse: number(0, 1, false) },
   { key: "reapIntervalSeconds", flag: "reap-interval", env: "LATTICEFORGE_REAP_INTERVAL", defaultValue: "1", description: "registry: seconds between staleness and eviction passes", parse: number(0.01, 3600, false) },
+  { key: "healthWindowSeconds", flag: "health-window", env: "LATTICEFORGE_HEALTH_WINDOW", defaultValue: "10", description: "registry: time constant (seconds) of the health score, an EWMA of health checks (latency, failures) and heartbeats; a score below 0.3 takes the instance out of routing", parse: number(0.01, 86_400, false) },
+  { key: "healthLatencyTargetMs", flag: "health-latency-target", env: "LATTICEFORGE_HEALTH_LATENCY_TARGET", defaultValue: "250", description: "registry: health-check latency (ms) up to which a healthy check scores 1; slower ones score target/latency", parse: number(1, 3_600_000, false) },
+  { key: "warmupSeconds", flag: "warmup", env: "LATTICEFORGE_WARMUP", defaultValue: "300", description: "registry: seconds an instance that becomes routable again ramps from 10% to 100% of its weight (0 = no warm-up)", parse: number(0, 86_400, false) },
   { key: "watchProgressSeconds", flag: "watch-progress-interval", env: "LATTICEFORGE_WATCH_PROGRESS_INTERVAL", defaultValue: "5", description: "watches: seconds of idleness before a PROGRESS message with the current revision (0 = never)", parse: number(0, 3600, false) },
   { key: "historyChanges", flag: "history-changes", env: "LATTICEFORGE_HISTORY_CHANGES", defaultValue: "100000", description: "watches: newest changes always kept in each event log for resuming watchers", parse: number(1, 100_000_000, true) },
   { key: "historySeconds", flag: "history-age", env: "LATTICEFORGE_HISTORY_AGE", defaultValue: "3600", description: "watches: older changes are compacted once also older than this many seconds", parse: number(0, 31_536_000, false) },

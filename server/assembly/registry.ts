@@ -1,4 +1,5 @@
-import { defaultRegistryLimits, type TopologyEvent } from "../core/registry/model.js";
+import { defaultHealthScoring } from "../core/registry/health-score.js";
+import { defaultRegistryLimits, routedWeight, type TopologyEvent } from "../core/registry/model.js";
 import { registerRegistryGauges } from "../observability/metrics.js";
 import { createRegistryService } from "../rpc/registry.js";
 import { startRegistryMaintenance } from "../store/registry-maintenance.js";
@@ -25,6 +26,11 @@ export function assembleRegistry({ config, db, committer, metrics, logger }: Ass
       deregisterStaleAfterMs: config.deregisterStaleAfterSeconds * 1000,
       selfPreservationThreshold: config.selfPreservationThreshold,
     }),
+    scoring: defaultHealthScoring({
+      windowMs: config.healthWindowSeconds * 1000,
+      latencyTargetMs: config.healthLatencyTargetMs,
+      warmupMs: config.warmupSeconds * 1000,
+    }),
   });
   const hub = new WatchHub<TopologyEvent>(store.log, {
     progressIntervalMs: config.watchProgressSeconds * 1000,
@@ -37,6 +43,15 @@ export function assembleRegistry({ config, db, committer, metrics, logger }: Ass
     revision: () => store.log.currentRevision,
     watchers: () => hub.watcherCount,
     unsyncedWatchers: () => hub.unsyncedCount,
+    routing: () =>
+      store.state.records().map((record) => ({
+        serviceName: record.instance.serviceName,
+        instanceId: record.instance.instanceId,
+        healthScore: record.score.value,
+        effectiveWeight: routedWeight(record),
+        degraded: record.degraded,
+        warmingUp: record.warmup !== undefined,
+      })),
   });
   const maintenance = startRegistryMaintenance(store, {
     reapIntervalMs: config.reapIntervalSeconds * 1000,

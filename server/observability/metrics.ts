@@ -40,6 +40,17 @@ export function createServerMetrics(): ServerMetrics {
   };
 }
 
+/** One registered instance's health-aware routing state, as the registry gauges report it. */
+export interface InstanceRoutingSample {
+  readonly serviceName: string;
+  readonly instanceId: string;
+  readonly healthScore: number;
+  /** The weight selection and xDS give it; 0 while not routable. */
+  readonly effectiveWeight: number;
+  readonly degraded: boolean;
+  readonly warmingUp: boolean;
+}
+
 /** What the registry and watch gauges read at scrape time. */
 export interface RegistryGaugeSource {
   readonly instances: () => number;
@@ -47,12 +58,16 @@ export interface RegistryGaugeSource {
   readonly revision: () => number;
   readonly watchers: () => number;
   readonly unsyncedWatchers: () => number;
+  /** Every registered instance's routing state. */
+  readonly routing: () => Iterable<InstanceRoutingSample>;
 }
 
 /**
  * Registers the registry's gauges, read at scrape time: instances, whether
- * self-preservation holds, the current topology revision, and topology
- * watchers (all, and those catching up from the event log).
+ * self-preservation holds, the current topology revision, topology watchers
+ * (all, and those catching up from the event log), per-instance health
+ * score and effective weight (labelled `service` and `instance_id`), and
+ * the degraded and warming-up instance counts.
  */
 export function registerRegistryGauges(registry: Registry, source: RegistryGaugeSource): void {
   scrapedGauge(registry, "latticeforge_registry_instances", "Registered instances.", source.instances);
@@ -62,6 +77,27 @@ export function registerRegistryGauges(registry: Registry, source: RegistryGauge
   scrapedGauge(registry, "latticeforge_registry_revision", "Current topology revision.", source.revision);
   scrapedGauge(registry, "latticeforge_topology_watchers", "Open WatchTopology streams.", source.watchers);
   scrapedGauge(registry, "latticeforge_topology_unsynced_watchers", "WatchTopology streams catching up from the event log.", source.unsyncedWatchers);
+  const perInstance = (name: string, help: string, value: (sample: InstanceRoutingSample) => number): void => {
+    new Gauge({
+      name,
+      help,
+      labelNames: ["service", "instance_id"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const sample of source.routing()) this.set({ service: sample.serviceName, instance_id: sample.instanceId }, value(sample));
+      },
+    });
+  };
+  perInstance("latticeforge_registry_instance_health_score", "Health score (0..1, EWMA of health checks and staleness) of each instance; below 0.3 it is degraded.", (s) => s.healthScore);
+  perInstance("latticeforge_registry_instance_effective_weight", "Weight selection and xDS give each instance: its weight scaled by the warm-up ramp; 0 while not routable.", (s) => s.effectiveWeight);
+  const count = (predicate: (sample: InstanceRoutingSample) => boolean) => () => {
+    let n = 0;
+    for (const sample of source.routing()) if (predicate(sample)) n++;
+    return n;
+  };
+  scrapedGauge(registry, "latticeforge_registry_degraded_instances", "Instances out of routing because their health score is below 0.3.", count((s) => s.degraded));
+  scrapedGauge(registry, "latticeforge_registry_warming_instances", "Instances warming up (reduced weight) after becoming routable again.", count((s) => s.warmingUp));
 }
 
 /** What the trace collector's metrics read at scrape time. */

@@ -11,7 +11,7 @@ import {
   type TopologyEvent as ProtoTopologyEvent,
 } from "../../gen/latticeforge/registry/v1/registry_pb.js";
 import { InvalidFieldError } from "../core/errors.js";
-import type { InstanceInput, InstanceRecord, RemovalReason, TopologyEvent } from "../core/registry/model.js";
+import { routedWeight, type InstanceInput, type InstanceRecord, type RemovalReason, type TopologyEvent } from "../core/registry/model.js";
 import type { HealthInput } from "../core/registry/validation.js";
 
 /**
@@ -25,7 +25,7 @@ const rendered = new WeakMap<InstanceRecord, InstanceState>();
 export function renderInstance(record: InstanceRecord): InstanceState {
   let message = rendered.get(record);
   if (message === undefined) {
-    const { instance, health } = record;
+    const { instance, health, warmup } = record;
     message = create(InstanceStateSchema, {
       instance: {
         instanceId: instance.instanceId,
@@ -53,6 +53,11 @@ export function renderInstance(record: InstanceRecord): InstanceState {
           }
         : {}),
       activeConnections: record.activeConnections,
+      healthScore: record.score.value,
+      degraded: record.degraded,
+      warmingUp: warmup !== undefined,
+      ...(warmup !== undefined ? { warmupEndsAt: timestampFromMs(warmup.endsAtMs) } : {}),
+      effectiveWeight: routedWeight(record),
     });
     rendered.set(record, message);
   }

@@ -39,6 +39,7 @@ const strategies: Record<SelectionStrategy, Strategy> = {
   [SelectionStrategy.WEIGHTED_RANDOM]: "weighted_random",
   [SelectionStrategy.ROUND_ROBIN]: "round_robin",
   [SelectionStrategy.LEAST_CONNECTIONS]: "least_connections",
+  [SelectionStrategy.POWER_OF_TWO_CHOICES]: "power_of_two_choices",
 };
 
 /** Options for {@link createRegistryService}. */
@@ -295,7 +296,7 @@ function chunkBySize(records: readonly InstanceRecord[], budgetBytes: number): I
 /** A generous upper bound of a record's encoded InstanceState size. */
 function estimatedSize(record: InstanceRecord): number {
   const { instance, health } = record;
-  let bytes = 160 + instance.instanceId.length + instance.serviceName.length + instance.endpoint.length;
+  let bytes = 192 + instance.instanceId.length + instance.serviceName.length + instance.endpoint.length;
   bytes += instance.region.length + instance.zone.length + (health?.reason?.length ?? 0);
   for (const [key, value] of Object.entries(instance.metadata)) bytes += 8 + Buffer.byteLength(key) + Buffer.byteLength(value);
   return bytes;

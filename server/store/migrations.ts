@@ -1,6 +1,6 @@
 import type { Migration } from "./database.js";
 import { mirrorSchema } from "./mirror-store.js";
-import { registrySchema } from "./registry-store.js";
+import { registryHealthSchema, registrySchema } from "./registry-store.js";
 import { anomalyLogSchema, tracingSchema } from "./tracing-store.js";
 
 /**
@@ -28,5 +28,10 @@ export const migrations: readonly Migration[] = [
     version: 4,
     description: "mirrors, their durable buffers and the mirror-config revision log",
     up: (db) => db.exec(mirrorSchema),
+  },
+  {
+    version: 5,
+    description: "registry health scores, degraded flags and warm-ups",
+    up: (db) => db.exec(registryHealthSchema),
   },
 ];

@@ -6,6 +6,8 @@ import type {
   RegistryLimits,
   TopologyEvent,
 } from "../core/registry/model.js";
+import type { HealthScoring } from "../core/registry/health-score.js";
+import { legacyRecord, type LegacyInstanceRecord } from "../core/registry/record.js";
 import { RegistryState } from "../core/registry/registry-state.js";
 import type { HealthInput } from "../core/registry/validation.js";
 import type { SqliteDatabase } from "./database.js";
@@ -34,9 +36,31 @@ CREATE TABLE registry_instances (
 ${revisionLogSchema(topologyStream)}
 `;
 
+/**
+ * SQL of the migration that adds health scoring to `registry_instances`: the
+ * score's EWMA triple, the degraded flag and the warm-up (start, end and ramp
+ * step; NULL start = not warming up). Rows already there get what
+ * `legacyRecord` gives records from before health scoring: score 1 as of
+ * their last heartbeat, signal 0 when unhealthy or stale and 1 otherwise.
+ */
+export const registryHealthSchema = `
+ALTER TABLE registry_instances ADD COLUMN health_score REAL NOT NULL DEFAULT 1;
+ALTER TABLE registry_instances ADD COLUMN health_signal REAL NOT NULL DEFAULT 1;
+ALTER TABLE registry_instances ADD COLUMN health_score_at_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE registry_instances ADD COLUMN degraded INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE registry_instances ADD COLUMN warmup_started_at_ms INTEGER;
+ALTER TABLE registry_instances ADD COLUMN warmup_ends_at_ms INTEGER;
+ALTER TABLE registry_instances ADD COLUMN warmup_step INTEGER NOT NULL DEFAULT 0;
+UPDATE registry_instances SET
+  health_score_at_ms = last_heartbeat_ms,
+  health_signal = CASE WHEN stale = 1 OR json_extract(health, '$.healthy') = 0 THEN 0 ELSE 1 END;
+`;
+
 /** Options for {@link RegistryStore}. */
 export interface RegistryStoreOptions {
   readonly limits: RegistryLimits;
+  /** Health window, latency target and warm-up period; default `defaultHealthScoring()`. */
+  readonly scoring?: HealthScoring;
   /** Random source for weighted selection; default Math.random. */
   readonly rng?: () => number;
   /** Clock in epoch milliseconds; default Date.now. */
@@ -62,11 +86,27 @@ interface Row {
   stale: number;
   active_connections: number;
   health: string | null;
+  health_score: number;
+  health_signal: number;
+  health_score_at_ms: number;
+  degraded: number;
+  warmup_started_at_ms: number | null;
+  warmup_ends_at_ms: number | null;
+  warmup_step: number;
 }
 
+/**
+ * Topology events as JSON. Events appended before health scoring existed
+ * carry records without a score: they decode with `legacyRecord`'s defaults.
+ */
 const codec = {
   encode: (event: TopologyEvent): Uint8Array => Buffer.from(JSON.stringify(event)),
-  decode: (bytes: Uint8Array): TopologyEvent => JSON.parse(Buffer.from(bytes).toString("utf8")) as TopologyEvent,
+  decode: (bytes: Uint8Array): TopologyEvent => {
+    const event = JSON.parse(Buffer.from(bytes).toString("utf8")) as Omit<TopologyEvent, "record"> & {
+      record: InstanceRecord | LegacyInstanceRecord;
+    };
+    return "score" in event.record ? (event as TopologyEvent) : { ...event, record: legacyRecord(event.record) };
+  },
 };
 
 /**
@@ -102,17 +142,23 @@ export class RegistryStore {
     options: RegistryStoreOptions,
   ) {
     this.now = options.now ?? Date.now;
-    this.state = new RegistryState(options.limits, options.rng ?? Math.random);
+    this.state = new RegistryState(options.limits, options.rng ?? Math.random, options.scoring);
     this.log = new RevisionLog(db, topologyStream, codec);
     this.insertStmt = db.prepare(
       `INSERT INTO registry_instances (instance_id, service_name, endpoint, region, zone, weight, metadata,
-         registered_at_ms, last_heartbeat_ms, stale, active_connections, health)
+         registered_at_ms, last_heartbeat_ms, stale, active_connections, health,
+         health_score, health_signal, health_score_at_ms, degraded, warmup_started_at_ms, warmup_ends_at_ms, warmup_step)
        VALUES (@instance_id, @service_name, @endpoint, @region, @zone, @weight, @metadata,
-         @registered_at_ms, @last_heartbeat_ms, @stale, @active_connections, @health)`,
+         @registered_at_ms, @last_heartbeat_ms, @stale, @active_connections, @health,
+         @health_score, @health_signal, @health_score_at_ms, @degraded, @warmup_started_at_ms, @warmup_ends_at_ms, @warmup_step)`,
     );
     this.updateStmt = db.prepare(
-      `UPDATE registry_instances SET last_heartbeat_ms = ?, stale = ?, active_connections = ?, health = ?
-       WHERE instance_id = ?`,
+      `UPDATE registry_instances SET last_heartbeat_ms = @last_heartbeat_ms, stale = @stale,
+         active_connections = @active_connections, health = @health,
+         health_score = @health_score, health_signal = @health_signal, health_score_at_ms = @health_score_at_ms,
+         degraded = @degraded, warmup_started_at_ms = @warmup_started_at_ms, warmup_ends_at_ms = @warmup_ends_at_ms,
+         warmup_step = @warmup_step
+       WHERE instance_id = @instance_id`,
     );
     this.deleteStmt = db.prepare("DELETE FROM registry_instances WHERE instance_id = ?");
     this.selectAllStmt = db.prepare("SELECT * FROM registry_instances");
@@ -150,7 +196,7 @@ export class RegistryStore {
     });
   }
 
-  /** Records a heartbeat; the revision is non-zero only for a stale-to-fresh transition. */
+  /** Records a heartbeat; the revision is non-zero only when it changed routing (e.g. stale to fresh). */
   heartbeat(instanceId: string, activeConnections: number | undefined): Promise<Committed<InstanceRecord>> {
     return this.commit((now) => {
       const change = this.state.planHeartbeat(instanceId, activeConnections, now);
@@ -158,7 +204,7 @@ export class RegistryStore {
     });
   }
 
-  /** Records a validated health result; the revision is non-zero only when the healthy flag flipped. */
+  /** Records a validated health result; the revision is non-zero only when it changed routing. */
   updateHealth(input: HealthInput): Promise<Committed<InstanceRecord>> {
     return this.commit((now) => {
       const change = this.state.planHealthUpdate(input, now);
@@ -174,7 +220,10 @@ export class RegistryStore {
     });
   }
 
-  /** One staleness pass: marks stale instances and evicts long-stale ones unless self-preservation holds. */
+  /**
+   * One staleness pass: marks stale instances, evicts long-stale ones unless
+   * self-preservation holds, and applies score drift and warm-up steps.
+   */
   reap() {
     return this.commit((now) => {
       const { change, selfPreservation } = this.state.planReap(now);
@@ -217,13 +266,7 @@ export class RegistryStore {
   }
 
   private update(record: InstanceRecord): void {
-    this.updateStmt.run(
-      record.instance.lastHeartbeatMs,
-      record.stale ? 1 : 0,
-      record.activeConnections,
-      record.health === undefined ? null : JSON.stringify(record.health),
-      record.instance.instanceId,
-    );
+    this.updateStmt.run(mutableColumns(record));
   }
 
   /** Rebuilds memory and the revision counter from the database. */
@@ -234,10 +277,31 @@ export class RegistryStore {
   }
 }
 
+/** The columns an update writes: everything but the registration's own. */
+type MutableColumns = Omit<Row, "service_name" | "endpoint" | "region" | "zone" | "weight" | "metadata" | "registered_at_ms">;
+
+function mutableColumns(record: InstanceRecord): MutableColumns {
+  const { score, warmup } = record;
+  return {
+    instance_id: record.instance.instanceId,
+    last_heartbeat_ms: record.instance.lastHeartbeatMs,
+    stale: record.stale ? 1 : 0,
+    active_connections: record.activeConnections,
+    health: record.health === undefined ? null : JSON.stringify(record.health),
+    health_score: score.value,
+    health_signal: score.signal,
+    health_score_at_ms: score.atMs,
+    degraded: record.degraded ? 1 : 0,
+    warmup_started_at_ms: warmup?.startedAtMs ?? null,
+    warmup_ends_at_ms: warmup?.endsAtMs ?? null,
+    warmup_step: warmup?.step ?? 0,
+  };
+}
+
 function toRow(record: InstanceRecord): Row {
   const { instance } = record;
   return {
-    instance_id: instance.instanceId,
+    ...mutableColumns(record),
     service_name: instance.serviceName,
     endpoint: instance.endpoint,
     region: instance.region,
@@ -245,15 +309,15 @@ function toRow(record: InstanceRecord): Row {
     weight: instance.weight,
     metadata: JSON.stringify(instance.metadata),
     registered_at_ms: instance.registeredAtMs,
-    last_heartbeat_ms: instance.lastHeartbeatMs,
-    stale: record.stale ? 1 : 0,
-    active_connections: record.activeConnections,
-    health: record.health === undefined ? null : JSON.stringify(record.health),
   };
 }
 
 function fromRow(row: Row): InstanceRecord {
   const health = row.health === null ? undefined : (JSON.parse(row.health) as HealthRecord);
+  const warmup =
+    row.warmup_started_at_ms === null || row.warmup_ends_at_ms === null
+      ? undefined
+      : { startedAtMs: row.warmup_started_at_ms, endsAtMs: row.warmup_ends_at_ms, step: row.warmup_step };
   return {
     instance: {
       instanceId: row.instance_id,
@@ -270,5 +334,8 @@ function fromRow(row: Row): InstanceRecord {
     healthy: health?.healthy ?? true,
     stale: row.stale === 1,
     activeConnections: row.active_connections,
+    score: { value: row.health_score, signal: row.health_signal, atMs: row.health_score_at_ms },
+    degraded: row.degraded === 1,
+    ...(warmup !== undefined ? { warmup } : {}),
   };
 }

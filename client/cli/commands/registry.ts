@@ -29,7 +29,7 @@ Subcommands:
   deregister ID
   heartbeat ID [--connections N]
   resolve SERVICE [--region R] [--all] [--min-weight N]
-  select SERVICE [--region R] [--strategy weighted-random|round-robin|least-connections]
+  select SERVICE [--region R] [--strategy weighted-random|round-robin|least-connections|power-of-two-choices]
   topology
   stale [SERVICE]
   watch [SERVICE]... [--from REVISION]   print changes live; resumes by revision after a dropped connection
@@ -40,6 +40,7 @@ const strategies: Record<string, SelectionStrategy> = {
   "weighted-random": SelectionStrategy.WEIGHTED_RANDOM,
   "round-robin": SelectionStrategy.ROUND_ROBIN,
   "least-connections": SelectionStrategy.LEAST_CONNECTIONS,
+  "power-of-two-choices": SelectionStrategy.POWER_OF_TWO_CHOICES,
 };
 
 const flags = {
@@ -57,14 +58,36 @@ const flags = {
   from: { type: "string" },
 } as const;
 
+/** Why an instance is (not) routed to: the first that applies of stale, unhealthy, degraded, warming, healthy. */
+function status(state: InstanceState): string {
+  if (state.stale) return "stale";
+  if (!state.healthy) return "unhealthy";
+  if (state.degraded) return "degraded";
+  return state.warmingUp ? "warming" : "healthy";
+}
+
+/** WEIGHT is the configured weight, EFFECTIVE what selection uses now (0 when not routable), SCORE the health score. */
 function row(state: InstanceState): string[] {
   const i = state.instance!;
-  const status = state.stale ? "stale" : state.healthy ? "healthy" : "unhealthy";
-  return [i.serviceName, i.instanceId, i.endpoint, `${i.region}/${i.zone}`, String(i.weight), status, String(state.activeConnections)];
+  return [
+    i.serviceName,
+    i.instanceId,
+    i.endpoint,
+    `${i.region}/${i.zone}`,
+    String(i.weight),
+    String(state.effectiveWeight),
+    state.healthScore.toFixed(2),
+    status(state),
+    String(state.activeConnections),
+  ];
 }
 
 function table(cli: ClientInvocation, states: readonly InstanceState[], json: unknown): void {
-  cli.output.table(["service", "instance", "endpoint", "locality", "weight", "status", "connections"], states.map(row), json);
+  cli.output.table(
+    ["service", "instance", "endpoint", "locality", "weight", "effective", "score", "status", "connections"],
+    states.map(row),
+    json,
+  );
 }
 
 /** `latticeforge registry …`: the RegistryService from the command line. */

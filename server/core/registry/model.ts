@@ -6,6 +6,7 @@
  * {@link InstanceRecord} object, never an in-place edit, because the RPC layer
  * caches the protobuf rendering of a record by object identity.
  */
+import { warmedWeight, type HealthScore, type Warmup } from "./health-score.js";
 
 /** One registered instance of a service, as the client described it plus the server's timestamps. */
 export interface Instance {
@@ -59,23 +60,51 @@ export interface InstanceRecord {
   readonly stale: boolean;
   /** Connection count from the latest heartbeat that carried one; 0 before that. */
   readonly activeConnections: number;
+  /**
+   * The health score's EWMA state (see `health-score.ts`), as of its latest
+   * evaluation: a heartbeat, a health result, or a staleness pass that
+   * changed the instance.
+   */
+  readonly score: HealthScore;
+  /**
+   * The score was below 0.3 when last evaluated. A stored flag like `stale`:
+   * kept current by every write and by the staleness pass, so reads need no
+   * clock.
+   */
+  readonly degraded: boolean;
+  /**
+   * Set while the instance warms up after becoming routable again (never for
+   * a new registration); only ever set on a routable record.
+   */
+  readonly warmup?: Warmup;
 }
 
 /**
- * Whether selection and healthy-only resolution may return the instance:
- * healthy and not stale.
+ * Whether selection, xDS and healthy-only resolution may return the
+ * instance: healthy, not stale and not degraded.
  */
 export function isRoutable(record: InstanceRecord): boolean {
-  return record.healthy && !record.stale;
+  return record.healthy && !record.stale && !record.degraded;
 }
 
 /**
  * The weight load balancing uses for a routable instance: what selection
  * (every strategy) and xDS endpoint weights both read, so the two never
- * disagree.
+ * disagree. The configured weight, or while warming up that weight scaled by
+ * the stored ramp step (`warmedWeight`); always an integer >= 1.
  */
 export function effectiveWeight(record: InstanceRecord): number {
-  return record.instance.weight;
+  const { warmup, instance } = record;
+  return warmup === undefined ? instance.weight : warmedWeight(instance.weight, warmup.step);
+}
+
+/**
+ * The weight the instance actually gets traffic with: its effective weight
+ * while routable, 0 otherwise. What Resolve (`effective_weight`) and the
+ * metrics report.
+ */
+export function routedWeight(record: InstanceRecord): number {
+  return isRoutable(record) ? effectiveWeight(record) : 0;
 }
 
 /** What happened to an instance. */
@@ -101,13 +130,18 @@ export interface TopologyEvent {
 export interface RegistryChange {
   /**
    * Changes that get a revision and go to watchers: register, deregister,
-   * healthy-flag flip, stale/fresh transition, eviction.
+   * eviction, and every update that changes routing — a healthy-flag flip, a
+   * stale/fresh transition, a change of routability (the degraded flag of a
+   * healthy, fresh instance), of the effective weight of a routable instance,
+   * or the start or end of a warm-up.
    */
   readonly events: TopologyEvent[];
   /**
-   * Record updates to persist without an event: a plain heartbeat
-   * (lastHeartbeatMs, activeConnections), a health result that does not flip
-   * the healthy flag (latency, failures).
+   * Record updates to persist without an event, because routing stays as it
+   * was: a plain heartbeat (lastHeartbeatMs, activeConnections, score), a
+   * health result that changes neither routability nor effective weight
+   * (latency, failures, score), a degraded flip of an instance that is not
+   * routable anyway, a warm-up step that leaves the effective weight alone.
    */
   readonly quiet: InstanceRecord[];
   /** Set by a staleness pass only: whether self-preservation holds after it. */

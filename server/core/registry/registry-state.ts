@@ -8,8 +8,9 @@ import {
   type RegistryLimits,
   type TopologyEvent,
 } from "./model.js";
+import { defaultHealthScoring, type HealthScoring } from "./health-score.js";
 import { byId, byServiceThenId, byWeightThenId, compareText } from "./ordering.js";
-import { healthRecord, heartbeatRecord, registeredRecord, staleRecord } from "./record.js";
+import { agedRecord, changesRouting, healthRecord, heartbeatRecord, registeredRecord, staleRecord } from "./record.js";
 import { pickInstance, type SelectionStrategy } from "./selection.js";
 
 const noRecords: ReadonlyMap<string, InstanceRecord> = new Map();
@@ -19,9 +20,9 @@ export interface ResolveQuery {
   readonly serviceName: string;
   /** Only instances in this region (a strict filter). */
   readonly region?: string;
-  /** Only routable instances (healthy and not stale). */
+  /** Only routable instances (healthy, not stale, not degraded). */
   readonly healthyOnly: boolean;
-  /** Only instances with at least this weight. */
+  /** Only instances with at least this (configured) weight. */
   readonly minWeight: number;
 }
 
@@ -36,7 +37,7 @@ export interface SelectQuery {
 /** One service's instance counts in one region. */
 export interface RegionCounts {
   readonly instances: number;
-  /** Routable instances (healthy and not stale). */
+  /** Routable instances (healthy, not stale, not degraded). */
   readonly healthy: number;
 }
 
@@ -82,6 +83,11 @@ export interface ReapPlan {
  * 2. {@link apply} writes the change into the maps. It tolerates replays: an
  *    update or removal of an instance that is no longer there is ignored.
  *
+ * Which updates are events and which are quiet is decided in one place,
+ * `changesRouting` (record.ts): every change of routability or effective
+ * weight gets a revision, so a consumer that rebuilds on revisions (xDS)
+ * never misses one.
+ *
  * Invariants: `byId` and `byService` hold the same records; no service map is
  * empty; an instance's service never changes; records are never mutated.
  * Time and randomness are injected (`nowMs` arguments, `rng`).
@@ -96,10 +102,12 @@ export class RegistryState {
   /**
    * @param limits heartbeat timeout, per-service limit, eviction and self-preservation settings
    * @param rng uniform random numbers in [0, 1) for weighted selection
+   * @param scoring health window, latency target and warm-up period
    */
   constructor(
     private readonly limits: RegistryLimits,
     private readonly rng: () => number,
+    private readonly scoring: HealthScoring = defaultHealthScoring(),
   ) {}
 
   /** Registered instances, all services. */
@@ -117,7 +125,7 @@ export class RegistryState {
     return this.byId.get(instanceId);
   }
 
-  /** A service's instances matching `query`, by weight descending, then instance_id. */
+  /** A service's instances matching `query`, by (configured) weight descending, then instance_id. */
   resolve(query: ResolveQuery): InstanceRecord[] {
     const matches: InstanceRecord[] = [];
     for (const record of this.serviceRecords(query.serviceName)) {
@@ -251,29 +259,29 @@ export class RegistryState {
 
   /**
    * Plans a heartbeat at `nowMs`, with the instance's connection count when
-   * reported. A stale instance becomes fresh (an `updated` event); otherwise
-   * the update is quiet.
+   * reported, re-evaluating the instance's health. An `updated` event when it
+   * changes routing (a stale instance becomes fresh; the score crossed 0.3
+   * or the warm-up moved the effective weight since the last evaluation);
+   * otherwise the update is quiet.
    *
    * @throws NotFoundError when the instance is not registered
    */
   planHeartbeat(instanceId: string, activeConnections: number | undefined, nowMs: number): RegistryChange {
     const record = this.require(instanceId);
-    const next = heartbeatRecord(record, activeConnections, nowMs);
-    return record.stale ? { events: [{ kind: "updated", record: next }], quiet: [] } : { events: [], quiet: [next] };
+    return updateOf(record, heartbeatRecord(record, activeConnections, nowMs, this.scoring));
   }
 
   /**
-   * Plans recording a validated health result at `nowMs`. An `updated` event
-   * only when the healthy flag flips; otherwise the update is quiet.
+   * Plans recording a validated health result at `nowMs`, which also feeds
+   * the health score. An `updated` event when it changes routing (the
+   * healthy flag flips, the instance becomes routable or not, its effective
+   * weight changes); otherwise the update is quiet.
    *
    * @throws NotFoundError when the instance is not registered
    */
   planHealthUpdate(input: HealthInput, nowMs: number): RegistryChange {
     const record = this.require(input.instanceId);
-    const next = healthRecord(record, input, nowMs);
-    return next.healthy !== record.healthy
-      ? { events: [{ kind: "updated", record: next }], quiet: [] }
-      : { events: [], quiet: [next] };
+    return updateOf(record, healthRecord(record, input, nowMs, this.scoring));
   }
 
   /**
@@ -285,8 +293,8 @@ export class RegistryState {
    *    consecutive_failures reach `evictThreshold` (reason:
    *    evicted_unhealthy), whatever its healthy flag says; instances not named
    *    in this sweep are left alone;
-   * 3. for the others, an `updated` event when the healthy flag differs from
-   *    the current state, otherwise a quiet update.
+   * 3. for the others, an `updated` event when the result changes routing
+   *    compared with the current state, otherwise a quiet update.
    *
    * @throws InvalidFieldError (`evict_threshold`) unless the threshold is an integer >= 1
    */
@@ -300,7 +308,7 @@ export class RegistryState {
     for (const result of results) {
       const current = this.byId.get(result.instanceId);
       if (current === undefined) unknown.add(result.instanceId);
-      else latest.set(result.instanceId, healthRecord(current, result, nowMs));
+      else latest.set(result.instanceId, healthRecord(current, result, nowMs, this.scoring));
     }
     const evicted: string[] = [];
     const events: TopologyEvent[] = [];
@@ -309,7 +317,7 @@ export class RegistryState {
       if (next.health!.consecutiveFailures >= evictThreshold) {
         evicted.push(instanceId);
         events.push({ kind: "removed", record: next, reason: "evicted_unhealthy" });
-      } else if (next.healthy !== this.byId.get(instanceId)!.healthy) {
+      } else if (changesRouting(this.byId.get(instanceId)!, next)) {
         events.push({ kind: "updated", record: next });
       } else {
         quiet.push(next);
@@ -329,29 +337,38 @@ export class RegistryState {
    *    evicted and self-preservation holds; otherwise the expired ones are
    *    removed (reason: evicted_stale, the record marked stale) and
    *    self-preservation is released.
+   * 4. time-driven health: an instance whose score drifted across 0.3
+   *    (either way) since its last evaluation, or whose warm-up reached its
+   *    next ramp step or its end, is re-evaluated — an `updated` event when
+   *    that changes routing, otherwise a quiet update (a degraded flip of an
+   *    instance that is not routable anyway, a step that leaves the
+   *    effective weight alone).
    * Staleness marking (1) happens either way: stale instances are never
-   * routed to, so marking them is always safe.
+   * routed to, so marking them is always safe. Instances that nothing of
+   * this changed are left out of the change entirely (nothing is written).
    */
   planReap(nowMs: number): ReapPlan {
     const { heartbeatTimeoutMs, deregisterStaleAfterMs, selfPreservationThreshold } = this.limits;
-    const passed: { next: InstanceRecord; changed: boolean; expired: boolean }[] = [];
+    const passed: { record: InstanceRecord; next: InstanceRecord; expired: boolean }[] = [];
     let expiredCount = 0;
     for (const record of this.byId.values()) {
       const silentMs = nowMs - record.instance.lastHeartbeatMs;
       const turnsStale = !record.stale && silentMs > heartbeatTimeoutMs;
       const expired = deregisterStaleAfterMs > 0 && silentMs > deregisterStaleAfterMs;
       if (expired) expiredCount++;
-      if (turnsStale || expired) {
-        passed.push({ next: turnsStale ? staleRecord(record) : record, changed: turnsStale, expired });
-      }
+      const next = turnsStale ? staleRecord(record, nowMs, this.scoring) : agedRecord(record, nowMs, this.scoring);
+      if (next !== undefined || expired) passed.push({ record, next: next ?? record, expired });
     }
     const selfPreservation = expiredCount > selfPreservationThreshold * this.byId.size;
     const events: TopologyEvent[] = [];
-    for (const { next, changed, expired } of passed) {
+    const quiet: InstanceRecord[] = [];
+    for (const { record, next, expired } of passed) {
       if (expired && !selfPreservation) events.push({ kind: "removed", record: next, reason: "evicted_stale" });
-      else if (changed) events.push({ kind: "updated", record: next });
+      else if (next === record) continue;
+      else if (changesRouting(record, next)) events.push({ kind: "updated", record: next });
+      else quiet.push(next);
     }
-    return { change: { events, quiet: [], selfPreservation }, selfPreservation };
+    return { change: { events, quiet, selfPreservation }, selfPreservation };
   }
 
   /**
@@ -431,4 +448,9 @@ export class RegistryState {
     const prefix = `${serviceName}\n`;
     for (const key of this.counters.keys()) if (key.startsWith(prefix)) this.counters.delete(key);
   }
+}
+
+/** A planned update of one instance: an event when it changes routing, quiet otherwise. */
+function updateOf(record: InstanceRecord, next: InstanceRecord): RegistryChange {
+  return changesRouting(record, next) ? { events: [{ kind: "updated", record: next }], quiet: [] } : { events: [], quiet: [next] };
 }

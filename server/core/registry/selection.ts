@@ -1,12 +1,15 @@
 /**
  * Load-balancing strategies: each picks one record from a candidate list.
  * Randomness is injected (`rng`) and round-robin state is owned by the
- * caller, so a pick is a pure function of its inputs.
+ * caller, so a pick is a pure function of its inputs. Every weight read here
+ * is the record's effective weight (`effectiveWeight`: the configured weight
+ * scaled by the warm-up ramp), the same number xDS publishes as the
+ * endpoint's load-balancing weight.
  */
-import type { InstanceRecord } from "./model.js";
+import { effectiveWeight, type InstanceRecord } from "./model.js";
 
 /** How {@link pickInstance} chooses among candidates. */
-export type SelectionStrategy = "weighted_random" | "round_robin" | "least_connections";
+export type SelectionStrategy = "weighted_random" | "round_robin" | "least_connections" | "power_of_two_choices";
 
 /** What a pick may read or advance besides the candidates. */
 export interface SelectionContext {
@@ -20,11 +23,17 @@ export interface SelectionContext {
 
 /**
  * Picks one of `candidates`, or undefined when there are none.
- * - `weighted_random`: probability proportional to weight.
+ * - `weighted_random`: probability proportional to effective weight.
  * - `round_robin`: the next candidate in turn for `context.key`; candidates
- *   must come sorted by instance_id so the rotation is stable.
+ *   must come sorted by instance_id so the rotation is stable. A plain
+ *   rotation: weights (and so warm-up) do not apply, only routability does.
  * - `least_connections`: fewest active connections; ties are broken by
- *   weighted random among the tied.
+ *   effective-weighted random among the tied.
+ * - `power_of_two_choices`: least-request over two random choices — draw two
+ *   distinct candidates by effective-weighted random and take the one with
+ *   fewer active connections; on a tie the higher effective weight, then the
+ *   first drawn. Unlike least-connections it does not send every pick to the
+ *   single least-loaded instance while connection counts lag behind.
  */
 export function pickInstance(
   strategy: SelectionStrategy,
@@ -39,24 +48,41 @@ export function pickInstance(
       return pickRoundRobin(candidates, context.counters, context.key);
     case "least_connections":
       return pickWeightedRandom(fewestConnections(candidates), context.rng);
+    case "power_of_two_choices":
+      return pickPowerOfTwoChoices(candidates, context.rng);
   }
 }
 
 /**
- * Walks the cumulative weights until they pass `rng() × total`. Weights are
- * at least 1, so the total is positive; the last candidate absorbs floating
- * point rounding at the top end.
+ * Walks the cumulative effective weights until they pass `rng() × total`,
+ * skipping `exclude`. Effective weights are at least 1, so the total is
+ * positive whenever a candidate is left; the last eligible candidate absorbs
+ * floating point rounding at the top end.
  */
-function pickWeightedRandom(candidates: readonly InstanceRecord[], rng: () => number): InstanceRecord {
+function pickWeightedRandom(candidates: readonly InstanceRecord[], rng: () => number, exclude?: InstanceRecord): InstanceRecord {
   let total = 0;
-  for (const record of candidates) total += record.instance.weight;
+  for (const record of candidates) if (record !== exclude) total += effectiveWeight(record);
   const target = rng() * total;
   let cumulative = 0;
+  let last = candidates[0]!;
   for (const record of candidates) {
-    cumulative += record.instance.weight;
+    if (record === exclude) continue;
+    last = record;
+    cumulative += effectiveWeight(record);
     if (target < cumulative) return record;
   }
-  return candidates[candidates.length - 1]!;
+  return last;
+}
+
+/** Two distinct effective-weighted draws (one when there is one candidate); the less loaded wins (see {@link pickInstance}). */
+function pickPowerOfTwoChoices(candidates: readonly InstanceRecord[], rng: () => number): InstanceRecord {
+  const first = pickWeightedRandom(candidates, rng);
+  if (candidates.length === 1) return first;
+  const second = pickWeightedRandom(candidates, rng, first);
+  if (second.activeConnections !== first.activeConnections) {
+    return second.activeConnections < first.activeConnections ? second : first;
+  }
+  return effectiveWeight(second) > effectiveWeight(first) ? second : first;
 }
 
 /**

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RegistryService } from "../../../gen/latticeforge/registry/v1/registry_pb.js";
 import { startTestControlPlane, type TestControlPlane } from "../../fixtures/control-plane.js";
 import { spawnCli } from "../../fixtures/server-process.js";
 import { within } from "../../fixtures/streams.js";
@@ -32,7 +33,7 @@ describe("latticeforge registry (CLI)", () => {
 
     const table = await cli(["registry", "resolve", "cli-svc", ...addr]);
     expect(table.code).toBe(0);
-    expect(table.stdout).toMatch(/^cli-svc\s+cli-1\s+10\.1\.0\.1:80\s+eu\/eu-a\s+70\s+healthy\s+0$/m);
+    expect(table.stdout).toMatch(/^cli-svc\s+cli-1\s+10\.1\.0\.1:80\s+eu\/eu-a\s+70\s+70\s+1\.00\s+healthy\s+0$/m);
 
     const json = await cli(["registry", "resolve", "cli-svc", ...addr, "--json"]);
     const parsed = JSON.parse(json.stdout) as { instances: { instance: { metadata: Record<string, string> } }[] };
@@ -46,6 +47,28 @@ describe("latticeforge registry (CLI)", () => {
     const again = await cli(["registry", "deregister", "cli-1", ...addr]);
     expect(again.code).toBe(1);
     expect(again.stderr).toContain("NotFound");
+  });
+
+  it("selects with power-of-two-choices and shows a warming instance's effective weight, score and status", async () => {
+    for (const [id, weight] of [["p2c-1", "70"], ["p2c-2", "20"]] as const) {
+      const registered = await cli([
+        "registry", "register", ...addr, "--service", "cli-p2c", "--id", id, "--endpoint", "10.1.0.2:80",
+        "--region", "eu", "--zone", "eu-a", "--weight", weight,
+      ]);
+      expect(registered.code).toBe(0);
+    }
+    expect((await cli(["registry", "heartbeat", "p2c-2", ...addr, "--connections", "9"])).code).toBe(0);
+    const selected = await cli(["registry", "select", "cli-p2c", ...addr, "--strategy", "power-of-two-choices"]);
+    expect(selected.code).toBe(0);
+    expect(selected.stdout).toMatch(/^cli-p2c\s+p2c-1\s+10\.1\.0\.2:80\s+eu\/eu-a\s+70\s+70\s+1\.00\s+healthy\s+0$/m);
+
+    const registry = server.grpc(RegistryService);
+    await registry.updateHealth({ status: { instanceId: "p2c-1", healthy: false, consecutiveFailures: 1 } }, { timeoutMs: 5000 });
+    await registry.updateHealth({ status: { instanceId: "p2c-1", healthy: true, latencyMs: 5 } }, { timeoutMs: 5000 });
+    const table = await cli(["registry", "resolve", "cli-p2c", ...addr]);
+    expect(table.stdout).toMatch(/^SERVICE\s+INSTANCE\s+ENDPOINT\s+LOCALITY\s+WEIGHT\s+EFFECTIVE\s+SCORE\s+STATUS\s+CONNECTIONS$/m);
+    expect(table.stdout).toMatch(/^cli-p2c\s+p2c-1\s+10\.1\.0\.2:80\s+eu\/eu-a\s+70\s+7\s+(0\.9\d|1\.00)\s+warming\s+0$/m);
+    expect(table.stdout).toMatch(/^cli-p2c\s+p2c-2\s+10\.1\.0\.2:80\s+eu\/eu-a\s+20\s+20\s+1\.00\s+healthy\s+9$/m);
   });
 
   it("reports a bad flag value with the usage and exit code 2", async () => {

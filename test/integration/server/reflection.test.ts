@@ -16,12 +16,14 @@ describe("server reflection on the gRPC port: grpcurl's list, describe and call"
     const transport = createGrpcTransport({ baseUrl: `http://${server.grpcAddress}` });
     const { services } = await fetchReflectedRegistry(transport, { timeoutMs: 5000 });
     expect(services).toEqual([
+      "envoy.service.discovery.v3.AggregatedDiscoveryService",
       "grpc.health.v1.Health",
       "grpc.reflection.v1.ServerReflection",
       "grpc.reflection.v1alpha.ServerReflection",
       "latticeforge.mirror.v1.MirrorService",
       "latticeforge.registry.v1.RegistryService",
       "latticeforge.tracing.v1.TraceCollectorService",
+      "latticeforge.xds.v1.XdsAdminService",
       "opentelemetry.proto.collector.trace.v1.TraceService",
     ]);
   });

@@ -7,6 +7,7 @@ import {
   type RegistryChange,
   type RegistryLimits,
 } from "../../../server/core/registry/model.js";
+import { defaultHealthScoring, type HealthScoring } from "../../../server/core/registry/health-score.js";
 import { RegistryState } from "../../../server/core/registry/registry-state.js";
 
 /** An arbitrary fixed "now" for tests, in epoch milliseconds. */
@@ -52,9 +53,13 @@ export function healthInput(instanceId: string, overrides: Partial<HealthInput> 
   return { instanceId, healthy: true, latencyMs: 5, consecutiveFailures: 0, ...overrides };
 }
 
-/** A state with the given limit overrides and random source. */
-export function newState(limits: Partial<RegistryLimits> = {}, rng: () => number = mulberry32(1)): RegistryState {
-  return new RegistryState(defaultRegistryLimits(limits), rng);
+/** A state with the given limit and health-scoring overrides and random source. */
+export function newState(
+  limits: Partial<RegistryLimits> = {},
+  rng: () => number = mulberry32(1),
+  scoring: Partial<HealthScoring> = {},
+): RegistryState {
+  return new RegistryState(defaultRegistryLimits(limits), rng, defaultHealthScoring(scoring));
 }
 
 /** Applies `change` to `state` and returns it. */

@@ -16,6 +16,8 @@ describe("register", () => {
       healthy: true,
       stale: false,
       activeConnections: 0,
+      score: { value: 1, signal: 1, atMs: t0 },
+      degraded: false,
     });
   });
 
