@@ -43,15 +43,18 @@ export function assembleRegistry({ config, db, committer, metrics, logger }: Ass
     revision: () => store.log.currentRevision,
     watchers: () => hub.watcherCount,
     unsyncedWatchers: () => hub.unsyncedCount,
-    routing: () =>
-      store.state.records().map((record) => ({
-        serviceName: record.instance.serviceName,
-        instanceId: record.instance.instanceId,
-        healthScore: record.score.value,
-        effectiveWeight: routedWeight(record),
-        degraded: record.degraded,
-        warmingUp: record.warmup !== undefined,
-      })),
+    *routing() {
+      for (const record of store.state.all()) {
+        yield {
+          serviceName: record.instance.serviceName,
+          instanceId: record.instance.instanceId,
+          healthScore: record.score.value,
+          effectiveWeight: routedWeight(record),
+          degraded: record.degraded,
+          warmingUp: record.warmup !== undefined,
+        };
+      }
+    },
   });
   const maintenance = startRegistryMaintenance(store, {
     reapIntervalMs: config.reapIntervalSeconds * 1000,

@@ -45,7 +45,7 @@ export interface InstanceRoutingSample {
   readonly serviceName: string;
   readonly instanceId: string;
   readonly healthScore: number;
-  /** The weight selection and xDS give it; 0 while not routable. */
+  /** The weight selection and xDS give it, unrounded (a warming weight-1 instance starts at 0.1); 0 while not routable. */
   readonly effectiveWeight: number;
   readonly degraded: boolean;
   readonly warmingUp: boolean;
@@ -75,7 +75,7 @@ export function registerRegistryGauges(registry: Registry, source: RegistryGauge
     source.selfPreservation() ? 1 : 0,
   );
   scrapedGauge(registry, "latticeforge_registry_revision", "Current topology revision.", source.revision);
-  scrapedGauge(registry, "latticeforge_topology_watchers", "Open WatchTopology streams.", source.watchers);
+  scrapedGauge(registry, "latticeforge_topology_watchers", "Watchers of the topology hub: WatchTopology streams and xDS (ADS) streams.", source.watchers);
   scrapedGauge(registry, "latticeforge_topology_unsynced_watchers", "WatchTopology streams catching up from the event log.", source.unsyncedWatchers);
   const perInstance = (name: string, help: string, value: (sample: InstanceRoutingSample) => number): void => {
     new Gauge({
@@ -90,7 +90,7 @@ export function registerRegistryGauges(registry: Registry, source: RegistryGauge
     });
   };
   perInstance("latticeforge_registry_instance_health_score", "Health score (0..1, EWMA of health checks and staleness) of each instance; below 0.3 it is degraded.", (s) => s.healthScore);
-  perInstance("latticeforge_registry_instance_effective_weight", "Weight selection and xDS give each instance: its weight scaled by the warm-up ramp; 0 while not routable.", (s) => s.effectiveWeight);
+  perInstance("latticeforge_registry_instance_effective_weight", "Weight selection and xDS give each instance: its weight scaled by the warm-up ramp, unrounded; 0 while not routable.", (s) => s.effectiveWeight);
   const count = (predicate: (sample: InstanceRoutingSample) => boolean) => () => {
     let n = 0;
     for (const sample of source.routing()) if (predicate(sample)) n++;

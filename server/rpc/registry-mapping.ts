@@ -11,7 +11,7 @@ import {
   type TopologyEvent as ProtoTopologyEvent,
 } from "../../gen/latticeforge/registry/v1/registry_pb.js";
 import { InvalidFieldError } from "../core/errors.js";
-import { routedWeight, type InstanceInput, type InstanceRecord, type RemovalReason, type TopologyEvent } from "../core/registry/model.js";
+import { wholeRoutedWeight, type InstanceInput, type InstanceRecord, type RemovalReason, type TopologyEvent } from "../core/registry/model.js";
 import type { HealthInput } from "../core/registry/validation.js";
 
 /**
@@ -57,7 +57,7 @@ export function renderInstance(record: InstanceRecord): InstanceState {
       degraded: record.degraded,
       warmingUp: warmup !== undefined,
       ...(warmup !== undefined ? { warmupEndsAt: timestampFromMs(warmup.endsAtMs) } : {}),
-      effectiveWeight: routedWeight(record),
+      effectiveWeight: wholeRoutedWeight(record),
     });
     rendered.set(record, message);
   }

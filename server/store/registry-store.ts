@@ -123,6 +123,11 @@ const codec = {
  * After COMMIT, listeners get the change in commit order, and the caller is
  * answered with the revision. If a whole batch is rolled back, memory and the
  * revision counter are reloaded from the database.
+ *
+ * The state is loaded with the store's creation time (its clock), which
+ * starts `RegistryState`'s startup grace: instances silent only because the
+ * control plane was down get one heartbeat timeout after the restart before
+ * they turn stale. A reload after a rollback keeps that creation time.
  */
 export class RegistryStore {
   /** Every read is served from here; never a SQL query per call. */
@@ -130,6 +135,8 @@ export class RegistryStore {
   /** The durable topology change history, the source of watch catch-up. */
   readonly log: RevisionLog<TopologyEvent>;
   private readonly now: () => number;
+  /** When this store was created: the start of the startup grace, for every load. */
+  private readonly startedAtMs: number;
   private readonly listeners = new Set<(change: RevisionedChange<TopologyEvent>) => void>();
   private readonly insertStmt;
   private readonly updateStmt;
@@ -142,6 +149,7 @@ export class RegistryStore {
     options: RegistryStoreOptions,
   ) {
     this.now = options.now ?? Date.now;
+    this.startedAtMs = this.now();
     this.state = new RegistryState(options.limits, options.rng ?? Math.random, options.scoring);
     this.log = new RevisionLog(db, topologyStream, codec);
     this.insertStmt = db.prepare(
@@ -272,7 +280,7 @@ export class RegistryStore {
   /** Rebuilds memory and the revision counter from the database. */
   private reload(): void {
     const rows = this.selectAllStmt.all() as Row[];
-    this.state.load(rows.map(fromRow), false);
+    this.state.load(rows.map(fromRow), false, this.startedAtMs);
     this.log.reload();
   }
 }

@@ -27,7 +27,8 @@
  * **Warm-up.** An instance that becomes routable again warms up for a
  * configured period: its weight is scaled by an exponential ramp from 10% to
  * 100%, quantised into {@link warmupSteps} steps so that every reader (selection,
- * xDS, a restarted server) sees the same value for the same stored step.
+ * xDS, a restarted server) sees the same value for the same stored step. The
+ * scaled weight is not rounded: a weight-1 instance really gets 0.1 at step 0.
  */
 
 /** A score below this is degraded: the instance is not routable. */
@@ -131,14 +132,6 @@ export function isDegradedScore(value: number): boolean {
 export function warmupFactor(step: number): number {
   if (step >= warmupSteps) return 1;
   return warmupStartFactor * 10 ** (Math.max(step, 0) / warmupSteps);
-}
-
-/**
- * A weight scaled by the warm-up factor of `step`, rounded, at least 1 (so
- * an instance warming up is never starved entirely).
- */
-export function warmedWeight(weight: number, step: number): number {
-  return Math.max(1, Math.round(weight * warmupFactor(step)));
 }
 
 /** A warm-up starting at `nowMs`, or undefined when warm-up is off (`warmupMs` 0). */

@@ -6,7 +6,7 @@
  * {@link InstanceRecord} object, never an in-place edit, because the RPC layer
  * caches the protobuf rendering of a record by object identity.
  */
-import { warmedWeight, type HealthScore, type Warmup } from "./health-score.js";
+import { warmupFactor, type HealthScore, type Warmup } from "./health-score.js";
 
 /** One registered instance of a service, as the client described it plus the server's timestamps. */
 export interface Instance {
@@ -90,21 +90,33 @@ export function isRoutable(record: InstanceRecord): boolean {
 /**
  * The weight load balancing uses for a routable instance: what selection
  * (every strategy) and xDS endpoint weights both read, so the two never
- * disagree. The configured weight, or while warming up that weight scaled by
- * the stored ramp step (`warmedWeight`); always an integer >= 1.
+ * disagree. The configured weight, or while warming up exactly `weight ×
+ * warmupFactor(step)` of the stored ramp step — unrounded, so a weight-1
+ * instance gets 0.1 at step 0, not 1. Always positive; a whole number when
+ * not warming up. Every warm-up step changes it (the factor rises strictly).
  */
 export function effectiveWeight(record: InstanceRecord): number {
   const { warmup, instance } = record;
-  return warmup === undefined ? instance.weight : warmedWeight(instance.weight, warmup.step);
+  return warmup === undefined ? instance.weight : instance.weight * warmupFactor(warmup.step);
 }
 
 /**
  * The weight the instance actually gets traffic with: its effective weight
- * while routable, 0 otherwise. What Resolve (`effective_weight`) and the
- * metrics report.
+ * while routable, 0 otherwise. What the effective-weight metric reports, as
+ * is.
  */
 export function routedWeight(record: InstanceRecord): number {
   return isRoutable(record) ? effectiveWeight(record) : 0;
+}
+
+/**
+ * {@link routedWeight} as the whole number `InstanceState.effective_weight`
+ * (an int32) carries: rounded to the nearest integer and at least 1 while
+ * routable (a routable instance never shows 0, which means "gets no
+ * traffic"); 0 otherwise.
+ */
+export function wholeRoutedWeight(record: InstanceRecord): number {
+  return isRoutable(record) ? Math.max(1, Math.round(effectiveWeight(record))) : 0;
 }
 
 /** What happened to an instance. */
@@ -132,8 +144,8 @@ export interface RegistryChange {
    * Changes that get a revision and go to watchers: register, deregister,
    * eviction, and every update that changes routing — a healthy-flag flip, a
    * stale/fresh transition, a change of routability (the degraded flag of a
-   * healthy, fresh instance), of the effective weight of a routable instance,
-   * or the start or end of a warm-up.
+   * healthy, fresh instance), or of the effective weight of a routable
+   * instance (every warm-up step and the warm-up's end).
    */
   readonly events: TopologyEvent[];
   /**
@@ -141,7 +153,8 @@ export interface RegistryChange {
    * was: a plain heartbeat (lastHeartbeatMs, activeConnections, score), a
    * health result that changes neither routability nor effective weight
    * (latency, failures, score), a degraded flip of an instance that is not
-   * routable anyway, a warm-up step that leaves the effective weight alone.
+   * routable anyway. (A warm-up step always changes the effective weight,
+   * so it is never quiet.)
    */
   readonly quiet: InstanceRecord[];
   /** Set by a staleness pass only: whether self-preservation holds after it. */
@@ -150,7 +163,11 @@ export interface RegistryChange {
 
 /** The registry's configured limits and timeouts. */
 export interface RegistryLimits {
-  /** Without a heartbeat for longer than this, an instance is stale (not routable). */
+  /**
+   * Without a heartbeat for longer than this, an instance is stale (not
+   * routable). Silence counts from the startup load at the earliest (the
+   * startup grace, see `RegistryState`), here and for eviction.
+   */
   readonly heartbeatTimeoutMs: number;
   /** Instances one service may have registered at once. */
   readonly maxInstancesPerService: number;

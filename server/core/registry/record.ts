@@ -146,16 +146,19 @@ export function agedRecord(record: InstanceRecord, nowMs: number, scoring: Healt
  * see it as an `updated` event with a revision rather than a quiet update:
  * the healthy or stale flag flipped (watchers always saw those), the
  * instance became or stopped being routable, or it stayed routable with
- * another effective weight or started or ended a warm-up.
+ * another effective weight.
+ *
+ * That last rule covers every warm-up transition of a routable instance:
+ * a warm-up only starts when the instance becomes routable; each step
+ * raises the (unrounded) effective weight, whatever the configured weight;
+ * and the end moves it from `weight × warmupFactor(9)` to `weight`. So
+ * every warm-up step is an `updated` event.
  */
 export function changesRouting(before: InstanceRecord, after: InstanceRecord): boolean {
   if (before.healthy !== after.healthy || before.stale !== after.stale) return true;
   const routable = isRoutable(after);
   if (isRoutable(before) !== routable) return true;
-  return (
-    routable &&
-    (effectiveWeight(before) !== effectiveWeight(after) || (before.warmup === undefined) !== (after.warmup === undefined))
-  );
+  return routable && effectiveWeight(before) !== effectiveWeight(after);
 }
 
 function basis(record: InstanceRecord): RecordBasis {

@@ -11,7 +11,7 @@ import {
 import { defaultHealthScoring, type HealthScoring } from "./health-score.js";
 import { byId, byServiceThenId, byWeightThenId, compareText } from "./ordering.js";
 import { agedRecord, changesRouting, healthRecord, heartbeatRecord, registeredRecord, staleRecord } from "./record.js";
-import { pickInstance, type SelectionStrategy } from "./selection.js";
+import { pickInstance, type Rotations, type SelectionStrategy } from "./selection.js";
 
 const noRecords: ReadonlyMap<string, InstanceRecord> = new Map();
 
@@ -88,6 +88,16 @@ export interface ReapPlan {
  * weight gets a revision, so a consumer that rebuilds on revisions (xDS)
  * never misses one.
  *
+ * Startup grace: silence (for staleness and eviction) is measured from the
+ * later of an instance's last heartbeat and the moment the state was loaded
+ * from storage ({@link load}). The control plane cannot receive heartbeats
+ * while it is down, so after an outage longer than the heartbeat timeout
+ * the stored `lastHeartbeatMs` of every instance is old, through no fault of
+ * the instances; without the grace the first pass after a restart would mark
+ * the whole fleet stale and xDS clients would get empty endpoint lists. With
+ * it, instances get one heartbeat timeout after the restart to check in
+ * (Eureka similarly does not expire leases right after a restart).
+ *
  * Invariants: `byId` and `byService` hold the same records; no service map is
  * empty; an instance's service never changes; records are never mutated.
  * Time and randomness are injected (`nowMs` arguments, `rng`).
@@ -95,9 +105,11 @@ export interface ReapPlan {
 export class RegistryState {
   private readonly byId = new Map<string, InstanceRecord>();
   private readonly byService = new Map<string, Map<string, InstanceRecord>>();
-  /** Round-robin positions, keyed `service \n region` (region empty for all regions). */
-  private readonly counters = new Map<string, number>();
+  /** Smooth weighted round-robin state, keyed `service \n region` (region empty for all regions). */
+  private readonly rotations: Rotations = new Map();
   private preserving = false;
+  /** When the state was loaded from storage: silence is measured from no earlier than this (class comment). */
+  private loadedAtMs = -Infinity;
 
   /**
    * @param limits heartbeat timeout, per-service limit, eviction and self-preservation settings
@@ -156,7 +168,7 @@ export class RegistryState {
     }
     return pickInstance(query.strategy, candidates.sort(byId), {
       rng: this.rng,
-      counters: this.counters,
+      rotations: this.rotations,
       key: `${query.serviceName}\n${scope}`,
     });
   }
@@ -192,6 +204,16 @@ export class RegistryState {
     return [...this.serviceRecords(serviceName)]
       .filter((record) => isRoutable(record) && !excluded.has(record.instance.region))
       .sort(byWeightThenId);
+  }
+
+  /** Every record, in no particular order (a live view: do not mutate the state while iterating). */
+  all(): IterableIterator<InstanceRecord> {
+    return this.byId.values();
+  }
+
+  /** The names of the services with at least one instance, in name order. */
+  serviceNames(): string[] {
+    return [...this.byService.keys()].sort(compareText);
   }
 
   /** Every record of the given services (all when undefined), by service, then instance_id: a snapshot. */
@@ -327,11 +349,13 @@ export class RegistryState {
   }
 
   /**
-   * Plans one staleness pass at `nowMs`:
-   * 1. a fresh instance without a heartbeat for more than
-   *    `heartbeatTimeoutMs` becomes stale (an `updated` event);
-   * 2. an instance without a heartbeat for more than `deregisterStaleAfterMs`
-   *    (when that is > 0) expires;
+   * Plans one staleness pass at `nowMs`. An instance's silence is the time
+   * since its last heartbeat or since {@link load}, whichever is later (the
+   * startup grace: class comment).
+   * 1. a fresh instance silent for more than `heartbeatTimeoutMs` becomes
+   *    stale (an `updated` event); one stored as stale stays stale;
+   * 2. an instance silent for more than `deregisterStaleAfterMs` (when that
+   *    is > 0) expires;
    * 3. self-preservation: when the expired instances are more than
    *    `selfPreservationThreshold` of all registered instances, none is
    *    evicted and self-preservation holds; otherwise the expired ones are
@@ -340,9 +364,8 @@ export class RegistryState {
    * 4. time-driven health: an instance whose score drifted across 0.3
    *    (either way) since its last evaluation, or whose warm-up reached its
    *    next ramp step or its end, is re-evaluated — an `updated` event when
-   *    that changes routing, otherwise a quiet update (a degraded flip of an
-   *    instance that is not routable anyway, a step that leaves the
-   *    effective weight alone).
+   *    that changes routing (every warm-up step does), otherwise a quiet
+   *    update (a degraded flip of an instance that is not routable anyway).
    * Staleness marking (1) happens either way: stale instances are never
    * routed to, so marking them is always safe. Instances that nothing of
    * this changed are left out of the change entirely (nothing is written).
@@ -352,7 +375,7 @@ export class RegistryState {
     const passed: { record: InstanceRecord; next: InstanceRecord; expired: boolean }[] = [];
     let expiredCount = 0;
     for (const record of this.byId.values()) {
-      const silentMs = nowMs - record.instance.lastHeartbeatMs;
+      const silentMs = nowMs - Math.max(record.instance.lastHeartbeatMs, this.loadedAtMs);
       const turnsStale = !record.stale && silentMs > heartbeatTimeoutMs;
       const expired = deregisterStaleAfterMs > 0 && silentMs > deregisterStaleAfterMs;
       if (expired) expiredCount++;
@@ -385,13 +408,23 @@ export class RegistryState {
     if (change.selfPreservation !== undefined) this.preserving = change.selfPreservation;
   }
 
-  /** Replaces everything with `records` (from storage, at startup) and the self-preservation flag. */
-  load(records: Iterable<InstanceRecord>, selfPreservation: boolean): void {
+  /**
+   * Replaces everything with `records` (from storage) and the
+   * self-preservation flag, and starts the startup grace (class comment):
+   * from now on no instance counts as silent since before `loadedAtMs`.
+   * Round-robin rotations start over.
+   *
+   * @param loadedAtMs when the control plane started serving from this
+   *   storage; a reload after a rolled-back write passes the same startup
+   *   time again, so it does not extend the grace
+   */
+  load(records: Iterable<InstanceRecord>, selfPreservation: boolean, loadedAtMs: number): void {
     this.byId.clear();
     this.byService.clear();
-    this.counters.clear();
+    this.rotations.clear();
     for (const record of records) this.put(record, true);
     this.preserving = selfPreservation;
+    this.loadedAtMs = loadedAtMs;
   }
 
   private serviceRecords(serviceName: string): IterableIterator<InstanceRecord> {
@@ -435,7 +468,7 @@ export class RegistryState {
     service.set(instanceId, record);
   }
 
-  /** Deletes an instance; a service left empty loses its map and its round-robin positions. */
+  /** Deletes an instance; a service left empty loses its map and its round-robin state. */
   private remove(instanceId: string): void {
     const record = this.byId.get(instanceId);
     if (record === undefined) return;
@@ -446,7 +479,7 @@ export class RegistryState {
     if (service.size > 0) return;
     this.byService.delete(serviceName);
     const prefix = `${serviceName}\n`;
-    for (const key of this.counters.keys()) if (key.startsWith(prefix)) this.counters.delete(key);
+    for (const key of this.rotations.keys()) if (key.startsWith(prefix)) this.rotations.delete(key);
   }
 }
 

@@ -9,7 +9,7 @@ import {
   type TopologyEvent,
   type WatchTopologyResponse,
 } from "../../../gen/latticeforge/registry/v1/registry_pb.js";
-import { warmedWeight } from "../../../server/core/registry/health-score.js";
+import { warmupFactor } from "../../../server/core/registry/health-score.js";
 import { controlPlanesPerTest, type TestControlPlane } from "../../fixtures/control-plane.js";
 import { instance } from "../../fixtures/registry.js";
 import { nextWithin } from "../../fixtures/streams.js";
@@ -144,14 +144,16 @@ describe.each(["grpc", "connect"] as const)("health-aware routing over %s", (tra
     const flip = await nextEvents(stream);
     expect(flip.revision).toBe(passed.revision);
 
-    // The score climbs back over 0.3, then the ramp runs: 5, 6, 8, ... 40 while warming up, then 50.
+    // The score climbs back over 0.3, then the ramp runs: 5, 6, 8, ... 40 while warming up, then 50
+    // (50 × 0.1 × 10^(step/10), rounded for the int32 field).
     const seen: InstanceState[] = [];
     while (seen.length === 0 || seen[seen.length - 1]!.warmingUp) {
       const { events } = await nextEvents(stream);
       expect(events.map((e) => [e.type, e.instance!.instance!.instanceId])).toEqual([[TopologyEventType.UPDATED, "back"]]);
       seen.push(events[0]!.instance!);
     }
-    const ramp = Array.from({ length: 11 }, (_, step) => warmedWeight(50, step));
+    const ramp = Array.from({ length: 11 }, (_, step) => Math.round(50 * warmupFactor(step)));
+    expect(ramp).toEqual([5, 6, 8, 10, 13, 16, 20, 25, 32, 40, 50]);
     const weights = seen.map((s) => s.effectiveWeight);
     expect(weights[0]).toBe(5);
     expect(weights[weights.length - 1]).toBe(50);
@@ -214,5 +216,22 @@ describe("health-aware routing across a restart", () => {
     expect(timestampMs(after.get("r1")!.warmupEndsAt!)).toBe(timestampMs(before.get("r1")!.warmupEndsAt!));
     expect(after.get("slow")).toMatchObject({ degraded: true, effectiveWeight: 0 });
     expect(after.get("slow")!.healthScore).toBe(before.get("slow")!.healthScore);
+  });
+});
+
+describe("effective weight of a light warming instance", () => {
+  const start = controlPlanesPerTest({ ...fastScoring, warmup: "120" });
+
+  it("is 0.4 for weight 4 at step 0: unrounded in the metric, 1 (nearest, at least 1) in InstanceState", async () => {
+    const server = await start();
+    const registry = server.grpc(RegistryService);
+    await registry.register({ instance: instance({ serviceName: "hr-light", instanceId: "light", weight: 4 }) }, opts);
+    await registry.updateHealth({ status: { instanceId: "light", healthy: false, consecutiveFailures: 1 } }, opts);
+    const back = await registry.updateHealth({ status: { instanceId: "light", healthy: true, latencyMs: 5 } }, opts);
+    expect(back.instance).toMatchObject({ warmingUp: true, effectiveWeight: 1 });
+    expect((await resolveAll(registry, "hr-light")).get("light")).toMatchObject({ warmingUp: true, effectiveWeight: 1 });
+    expect(await metricLines(server, "light")).toContain(
+      'latticeforge_registry_instance_effective_weight{service="hr-light",instance_id="light"} 0.4',
+    );
   });
 });

@@ -1,6 +1,8 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { afterEach, describe, expect, it } from "vitest";
 import { RegistryService, RemovalReason, TopologyEventType, type WatchTopologyResponse } from "../../../gen/latticeforge/registry/v1/registry_pb.js";
-import { startTestControlPlane, type TestControlPlane } from "../../fixtures/control-plane.js";
+import { controlPlanesPerTest, startTestControlPlane, type TestControlPlane } from "../../fixtures/control-plane.js";
 import { instance } from "../../fixtures/registry.js";
 import { nextWithin } from "../../fixtures/streams.js";
 
@@ -82,5 +84,48 @@ describe("staleness, eviction and self-preservation (real clock, short timeouts)
     // soon as no more than half of the fleet is stale, which is the rule.
     await Promise.all(fleet.map((member) => registry.heartbeat({ instanceId: member.instanceId as string }, opts)));
     await expect.poll(async () => (await registry.serviceTopology({}, opts)).selfPreservation, { timeout: 3000, interval: 20 }).toBe(false);
+  });
+});
+
+describe("startup grace after a control-plane outage (real clock)", () => {
+  const start = controlPlanesPerTest({ "heartbeat-timeout": "1", "reap-interval": "0.05", "deregister-stale-after": "0" });
+
+  it("keeps instances routable for a heartbeat timeout after a restart that followed a longer outage, then marks the silent ones stale", async () => {
+    const first = await start();
+    const registry = first.grpc(RegistryService);
+    const [beating, silent] = [instance({ serviceName: "st-grace" }), instance({ serviceName: "st-grace" })];
+    const beatingId = beating!.instanceId as string;
+    const silentId = silent!.instanceId as string;
+    await registry.bulkRegister({ instances: [beating!, silent!] }, opts);
+    const lastHeard = timestampMs((await registry.resolve({ serviceName: "st-grace" }, opts)).instances[0]!.instance!.lastHeartbeat!);
+    await first.controlPlane.shutdown();
+    await sleep(2500); // down for 2.5 × the heartbeat timeout
+
+    const startingAt = Date.now();
+    const second = await start({}, first.dir);
+    const restarted = second.grpc(RegistryService);
+    const beats = setInterval(() => void restarted.heartbeat({ instanceId: beatingId }, opts).catch(() => undefined), 200);
+    try {
+      // The store loads after startingAt, so the grace lasts until startingAt + 1 s at least.
+      while (Date.now() < startingAt + 800) {
+        const { instances } = await restarted.resolve({ serviceName: "st-grace" }, opts);
+        expect(instances.map((state) => state.instance!.instanceId).sort()).toEqual([beatingId, silentId].sort());
+        expect(instances.every((state) => !state.stale && state.effectiveWeight === 50)).toBe(true);
+        const silentState = instances.find((state) => state.instance!.instanceId === silentId)!;
+        expect(timestampMs(silentState.instance!.lastHeartbeat!)).toBe(lastHeard); // measured from the load, not faked
+        await sleep(50);
+      }
+      // After the grace the silent instance turns stale; the one that checked in stays.
+      await expect
+        .poll(async () => (await restarted.staleInstances({}, opts)).instances.map((state) => state.instance!.instanceId), {
+          timeout: 3000,
+          interval: 50,
+        })
+        .toEqual([silentId]);
+      const routable = await restarted.resolve({ serviceName: "st-grace" }, opts);
+      expect(routable.instances.map((state) => state.instance!.instanceId)).toEqual([beatingId]);
+    } finally {
+      clearInterval(beats);
+    }
   });
 });

@@ -1,9 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { warmedWeight } from "../../../server/core/registry/health-score.js";
+import { warmupFactor } from "../../../server/core/registry/health-score.js";
 import {
   effectiveWeight,
   isRoutable,
   routedWeight,
+  wholeRoutedWeight,
   type InstanceRecord,
   type RegistryChange,
   type RegistryLimits,
@@ -91,6 +92,7 @@ describe("degraded by score", () => {
     expect(record.score.value).toBeCloseTo(0.25 + 0.75 * Math.exp(-2.71), 12);
     expect(isRoutable(record)).toBe(false);
     expect(routedWeight(record)).toBe(0);
+    expect(wholeRoutedWeight(record)).toBe(0);
     for (const strategy of ["weighted_random", "round_robin", "least_connections", "power_of_two_choices"] as const) {
       expect(pickIds(state, strategy)).toEqual(new Set(["busy"]));
     }
@@ -201,8 +203,8 @@ describe("warm-up", () => {
       expect(summary(reap(state, recoveredAt + step * 30_000))).toEqual(["updated:a"]);
       weights.push(effectiveWeight(state.get("a")!));
     }
-    expect(weights).toEqual([5, 6, 8, 10, 13, 16, 20, 25, 32, 40, 50]);
-    expect(weights).toEqual(Array.from({ length: 11 }, (_, step) => warmedWeight(50, step)));
+    expect(weights).toEqual(Array.from({ length: 11 }, (_, step) => 50 * warmupFactor(step)));
+    expect(weights.slice(0, 3)).toEqual([5, 50 * 10 ** 0.1 * 0.1, 50 * 10 ** 0.2 * 0.1]);
     expect(state.get("a")!.warmup).toBeUndefined();
     expect(summary(reap(state, recoveredAt + 400_000))).toEqual([]);
   });
@@ -216,13 +218,38 @@ describe("warm-up", () => {
     expect(summary(reap(state, recoveredAt + 30_001))).toEqual([]);
   });
 
-  it("keeps a step that leaves the effective weight alone quiet, but announces the end", () => {
+  it("ramps a weight-1 instance from 0.1, unrounded, announcing every step and the end", () => {
     const state = recovering(noStaleness, warmup, 1);
     expect(summary(reap(state, recoveredAt))).toEqual(["updated:a"]);
-    for (let step = 1; step < 10; step++) expect(summary(reap(state, recoveredAt + step * 30_000))).toEqual(["quiet:a"]);
+    expect(effectiveWeight(state.get("a")!)).toBe(0.1);
+    for (let step = 1; step < 10; step++) {
+      expect(summary(reap(state, recoveredAt + step * 30_000))).toEqual(["updated:a"]);
+      expect(effectiveWeight(state.get("a")!)).toBe(warmupFactor(step));
+    }
     expect(state.get("a")!.warmup?.step).toBe(9);
     expect(summary(reap(state, recoveredAt + warmup))).toEqual(["updated:a"]);
     expect(state.get("a")!.warmup).toBeUndefined();
+    expect(effectiveWeight(state.get("a")!)).toBe(1);
+  });
+
+  it.each([
+    [1, 0, 1],
+    [1, 9, 1],
+    [4, 0, 1],
+    [5, 0, 1],
+    [5, 5, 2],
+    [50, 1, 6],
+    [50, 5, 16],
+    [100, 0, 10],
+    [100, 9, 79],
+  ])("shows weight %d at step %d as the whole number %d (nearest, at least 1) where an int32 is needed", (weight, step, expected) => {
+    const state = recovering(noStaleness, warmup, weight);
+    reap(state, recoveredAt);
+    reap(state, recoveredAt + step * 30_000);
+    const record = state.get("a")!;
+    expect(record.warmup?.step).toBe(step);
+    expect(routedWeight(record)).toBe(weight * warmupFactor(step));
+    expect(wholeRoutedWeight(record)).toBe(expected);
   });
 
   it("starts when an unhealthy instance passes its check again", () => {
@@ -283,12 +310,12 @@ describe("warm-up", () => {
     reap(state, recoveredAt + 160_000);
     const records = state.records();
     const restored = scored();
-    restored.load(records, false);
+    restored.load(records, false, recoveredAt + 160_000);
     const a = restored.get("a")!;
     expect(a.warmup?.step).toBe(5);
-    expect(effectiveWeight(a)).toBe(16);
+    expect(effectiveWeight(a)).toBe(50 * warmupFactor(5));
     expect(summary(reap(restored, recoveredAt + 180_000))).toEqual(["updated:a"]);
-    expect(effectiveWeight(restored.get("a")!)).toBe(20);
+    expect(effectiveWeight(restored.get("a")!)).toBe(50 * warmupFactor(6));
   });
 });
 

@@ -9,7 +9,6 @@ import {
   observeScore,
   scoreAt,
   startWarmup,
-  warmedWeight,
   warmupFactor,
   warmupStepAt,
   warmupSteps,
@@ -136,24 +135,6 @@ describe("warm-up ramp", () => {
     for (let step = 1; step < warmupSteps; step++) {
       expect(warmupFactor(step) / warmupFactor(step - 1)).toBeCloseTo(10 ** 0.1, 12);
     }
-  });
-
-  it("gives weight 50 the effective weights 5, 6, 8, 10, 13, 16, 20, 25, 32, 40, then 50", () => {
-    expect(Array.from({ length: 11 }, (_, step) => warmedWeight(50, step))).toEqual([5, 6, 8, 10, 13, 16, 20, 25, 32, 40, 50]);
-  });
-
-  it.each([
-    [1, 0, 1],
-    [1, 9, 1],
-    [3, 0, 1],
-    [4, 0, 1],
-    [5, 0, 1],
-    [5, 5, 2],
-    [100, 0, 10],
-    [100, 9, 79],
-    [100, 10, 100],
-  ])("rounds weight %d at step %d to %d, never below 1", (weight, step, expected) => {
-    expect(warmedWeight(weight, step)).toBe(expected);
   });
 
   it.each([

@@ -115,7 +115,7 @@ describe("apply", () => {
 
   it("leaves self-preservation alone for changes that do not carry it", () => {
     const state = newState();
-    state.load([], true);
+    state.load([], true, t0);
     state.apply(state.planRegister(instanceInput({ instanceId: "a" }), t0));
     expect(state.selfPreservation).toBe(true);
   });

@@ -175,6 +175,75 @@ describe("staleness pass", () => {
   });
 });
 
+describe("startup grace", () => {
+  /** After an outage far longer than every timeout. */
+  const loadedAt = t0 + 600_000;
+
+  /**
+   * `s0` stored as stale already and `i0`..`i{count-1}` last heard of at
+   * t0 + 30 s, loaded into a new state at `loadedAt`, as a restart after a
+   * 10-minute outage does.
+   */
+  function restarted(count: number, limits = { heartbeatTimeoutMs: timeout, deregisterStaleAfterMs: evictAfter }): RegistryState {
+    const before = newState(limits);
+    register(before, [instanceInput({ instanceId: "s0" })]);
+    reap(before, t0 + timeout + 1);
+    register(before, Array.from({ length: count }, (_, i) => instanceInput({ instanceId: `i${i}` })), t0 + timeout + 1);
+    expect(ids(before.staleInstances())).toEqual(["s0"]);
+    const state = newState(limits);
+    state.load(before.records(), false, loadedAt);
+    return state;
+  }
+
+  it.each([
+    [1, []],
+    [timeout, []],
+    [timeout + 1, ["updated:i0", "updated:i1"]],
+  ])("measures silence from the load, not from heartbeats before it: %d ms after the load marks %o", (sinceLoad, expected) => {
+    const state = restarted(2);
+    expect(eventSummary(state, loadedAt + sinceLoad)).toEqual(expected);
+    expect(ids(state.staleInstances())).toEqual(expected.length === 0 ? ["s0"] : ["i0", "i1", "s0"]);
+  });
+
+  it("keeps the instances routable through the grace", () => {
+    const state = restarted(2);
+    reap(state, loadedAt + timeout);
+    expect(ids(state.resolve({ serviceName: "checkout", healthyOnly: true, minWeight: 0 }))).toEqual(["i0", "i1"]);
+    expect(state.select({ serviceName: "checkout", strategy: "round_robin" })?.instance.instanceId).toBe("i0");
+  });
+
+  it("keeps an instance stored as stale stale, until its heartbeat", () => {
+    const state = restarted(1);
+    expect(state.get("s0")!.stale).toBe(true);
+    expect(eventSummary(state, loadedAt + 1)).toEqual([]);
+    expect(state.get("s0")!.stale).toBe(true);
+    heartbeat(state, "s0", loadedAt + 2);
+    expect(state.get("s0")!.stale).toBe(false);
+  });
+
+  it("measures silence from a heartbeat after the load as usual", () => {
+    const state = restarted(2);
+    heartbeat(state, "i1", loadedAt + 20_000);
+    expect(eventSummary(state, loadedAt + timeout + 1)).toEqual(["updated:i0"]);
+    expect(eventSummary(state, loadedAt + 20_000 + timeout + 1)).toEqual(["updated:i1"]);
+  });
+
+  it("delays eviction the same way, stored-stale instances included", () => {
+    const state = restarted(3);
+    reap(state, loadedAt + timeout + 1);
+    heartbeat(state, "i1", loadedAt + evictAfter);
+    heartbeat(state, "i2", loadedAt + evictAfter);
+    expect(eventSummary(state, loadedAt + evictAfter)).toEqual([]);
+    expect(eventSummary(state, loadedAt + evictAfter + 1)).toEqual(["removed:i0:evicted_stale", "removed:s0:evicted_stale"]);
+  });
+
+  it("does not apply to a state that was never loaded", () => {
+    const state = newState();
+    fleet(state, 1);
+    expect(eventSummary(state, t0 + timeout + 1)).toEqual(["updated:i0"]);
+  });
+});
+
 describe("self-preservation", () => {
   /** Four instances; `alive` of them heartbeat at `atMs`. */
   function fourInstances(alive: number, atMs: number): RegistryState {
@@ -240,7 +309,7 @@ describe("self-preservation", () => {
     fleet(state, 2);
     const records = state.records();
     const restored = newState();
-    restored.load(records, true);
+    restored.load(records, true, t0);
     expect(restored.selfPreservation).toBe(true);
     expect(restored.records()).toEqual(records);
     expect(commit(restored, restored.planReap(t0 + 1).change).selfPreservation).toBe(false);

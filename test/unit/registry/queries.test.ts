@@ -123,7 +123,7 @@ describe("records (snapshots)", () => {
   it("round-trips through load into an equal state", () => {
     const source = mesh();
     const copy = newState();
-    copy.load(source.records(), false);
+    copy.load(source.records(), false, t0);
     expect(copy.records()).toEqual(source.records());
     expect(copy.topology()).toEqual(source.topology());
     expect(copy.get("eu-2")).toBe(source.get("eu-2"));
@@ -131,7 +131,7 @@ describe("records (snapshots)", () => {
 
   it("load replaces what was there before", () => {
     const state = mesh();
-    state.load([], false);
+    state.load([], false, t0);
     expect(state.size).toBe(0);
     expect(state.topology().size).toBe(0);
     expect(state.resolve({ serviceName: "checkout", healthyOnly: false, minWeight: 0 })).toEqual([]);

@@ -29,29 +29,33 @@ function warmingUp(state: RegistryState, ...instanceIds: string[]): void {
   }
 }
 
-/** Share of each id in `ids`. */
-function shares(ids: readonly string[]): Map<string, number> {
+/** Expects each id's share of `ids` within `tolerance` of `expected` (ids missing from `expected` must not occur). */
+function expectShares(ids: readonly string[], expected: Record<string, number>, tolerance = 0.02): void {
   const counts = new Map<string, number>();
   for (const id of ids) counts.set(id, (counts.get(id) ?? 0) + 1);
-  return new Map([...counts].map(([id, count]) => [id, count / ids.length]));
+  expect([...counts.keys()].filter((id) => !(id in expected))).toEqual([]);
+  for (const [id, share] of Object.entries(expected)) expect(Math.abs((counts.get(id) ?? 0) / ids.length - share)).toBeLessThan(tolerance);
+}
+
+/** w1, w3 and w6 with weights 1, 3 and 6. */
+function oneThreeSix(rng: () => number): RegistryState {
+  return stateWith(
+    [
+      { instanceId: "w1", weight: 1 },
+      { instanceId: "w3", weight: 3 },
+      { instanceId: "w6", weight: 6 },
+    ],
+    rng,
+  );
 }
 
 describe("weighted random", () => {
-  it("picks in proportion to weight (20,000 seeded picks over weights 1/3/6, within ±2 points)", () => {
-    const state = stateWith(
-      [
-        { instanceId: "w1", weight: 1 },
-        { instanceId: "w3", weight: 3 },
-        { instanceId: "w6", weight: 6 },
-      ],
-      mulberry32(20_240_601),
-    );
-    const counts = new Map<string, number>();
-    for (const id of picks(state, 20_000, { strategy: "weighted_random" })) counts.set(id, (counts.get(id) ?? 0) + 1);
-    expect(Math.abs((counts.get("w1") ?? 0) / 20_000 - 0.1)).toBeLessThan(0.02);
-    expect(Math.abs((counts.get("w3") ?? 0) / 20_000 - 0.3)).toBeLessThan(0.02);
-    expect(Math.abs((counts.get("w6") ?? 0) / 20_000 - 0.6)).toBeLessThan(0.02);
-  });
+  it.each(["weighted_random", "power_of_two_choices"] as const)(
+    "%s picks in proportion to weight at equal load (20,000 seeded picks over weights 1/3/6, within ±2 points)",
+    (strategy) => {
+      expectShares(picks(oneThreeSix(mulberry32(20_240_601)), 20_000, { strategy }), { w1: 0.1, w3: 0.3, w6: 0.6 });
+    },
+  );
 
   it.each([
     [0, "a"],
@@ -74,49 +78,60 @@ describe("weighted random", () => {
 });
 
 describe("effective weights", () => {
-  it("weighted random gives a warming instance its ramped share (20,000 seeded picks, within ±2 points)", () => {
+  it.each(["weighted_random", "power_of_two_choices"] as const)(
+    "%s gives a warming instance its ramped share at equal load (20,000 seeded picks, within ±2 points)",
+    (strategy) => {
+      const state = stateWith(
+        [
+          { instanceId: "a", weight: 100 },
+          { instanceId: "b", weight: 10 },
+          { instanceId: "c", weight: 20 },
+        ],
+        mulberry32(424_242),
+      );
+      warmingUp(state, "a");
+      expect(effectiveWeight(state.get("a")!)).toBe(10);
+      expectShares(picks(state, 20_000, { strategy }), { a: 0.25, b: 0.25, c: 0.5 });
+    },
+  );
+
+  it("gives a weight-1 instance 10% of its weight at the start of its warm-up, unrounded", () => {
     const state = stateWith(
       [
-        { instanceId: "a", weight: 100 },
-        { instanceId: "b", weight: 10 },
-        { instanceId: "c", weight: 20 },
+        { instanceId: "a", weight: 1 },
+        { instanceId: "b", weight: 1 },
       ],
-      mulberry32(424_242),
+      mulberry32(5),
     );
     warmingUp(state, "a");
-    expect(effectiveWeight(state.get("a")!)).toBe(10);
-    const seen = shares(picks(state, 20_000, { strategy: "weighted_random" }));
-    expect(Math.abs(seen.get("a")! - 0.25)).toBeLessThan(0.02);
-    expect(Math.abs(seen.get("b")! - 0.25)).toBeLessThan(0.02);
-    expect(Math.abs(seen.get("c")! - 0.5)).toBeLessThan(0.02);
+    expect(effectiveWeight(state.get("a")!)).toBe(0.1);
+    expectShares(picks(state, 20_000, { strategy: "weighted_random" }), { a: 0.1 / 1.1, b: 1 / 1.1 }, 0.01);
   });
 
-  it.each([
-    [0.2, "a"],
-    [0.24, "a"],
-    [0.25, "b"],
-    [0.9, "b"],
-  ])("least connections breaks ties by effective weight (warming a: 100 → 10, b: 30; rng %d → %s)", (r, expected) => {
-    const state = stateWith(
-      [
-        { instanceId: "a", weight: 100 },
-        { instanceId: "b", weight: 30 },
-      ],
-      sequence(r),
-    );
+  it("least connections compares load per effective weight: a warming instance fills up 10× sooner", () => {
+    const state = stateWith([
+      { instanceId: "a", weight: 100 },
+      { instanceId: "b", weight: 30 },
+    ]);
+    connections(state, { a: 1, b: 4 });
+    // (1 + 1) / 100 < (4 + 1) / 30 ...
+    expect(new Set(picks(state, 20, { strategy: "least_connections" }))).toEqual(new Set(["a"]));
     warmingUp(state, "a");
-    connections(state, { a: 1, b: 1 });
-    expect(state.select({ serviceName: "checkout", strategy: "least_connections" })?.instance.instanceId).toBe(expected);
+    // ... but (1 + 1) / 10 > (4 + 1) / 30.
+    expect(new Set(picks(state, 20, { strategy: "least_connections" }))).toEqual(new Set(["b"]));
   });
 
-  it("round robin stays a plain rotation: a warming instance gets its turn like the others", () => {
+  it("round robin gives a warming instance its reduced share: 10 : 1 : 50 over every 61 picks", () => {
     const state = stateWith([
       { instanceId: "a", weight: 100 },
       { instanceId: "b", weight: 1 },
       { instanceId: "c", weight: 50 },
     ]);
     warmingUp(state, "a");
-    expect(picks(state, 6, { strategy: "round_robin" })).toEqual(["a", "b", "c", "a", "b", "c"]);
+    for (let cycle = 0; cycle < 3; cycle++) {
+      const seen = picks(state, 61, { strategy: "round_robin" });
+      expect([..."abc"].map((id) => seen.filter((pick) => pick === id).length)).toEqual([10, 1, 50]);
+    }
   });
 });
 
@@ -147,36 +162,27 @@ describe("power of two choices", () => {
   });
 
   it.each([
-    [0.05, 0.9, "c"],
-    [0.5, 0, "c"],
-    [0.2, 0, "b"],
-  ])("on equal connections takes the higher effective weight (rng %d, %d → %s)", (r1, r2, expected) => {
+    [0.05, 0.9, "a then c", "a"],
+    [0.05, 0, "a then b", "a"],
+    [0.5, 0, "c then a", "c"],
+    [0.2, 0, "b then a", "b"],
+    [0.2, 0.99, "b then c", "b"],
+  ])("on equal connections takes the first drawn, whatever the weights (rng %d, %d: %s → %s)", (r1, r2, _, expected) => {
     const state = threeLoaded(sequence(r1, r2));
     connections(state, { a: 2, b: 2, c: 2 });
     expect(state.select({ serviceName: "checkout", strategy: "power_of_two_choices" })?.instance.instanceId).toBe(expected);
   });
 
-  it.each([
-    [0, "d"],
-    [0.9, "e"],
-  ])("on equal connections and weights takes the first drawn (rng %d → %s)", (r, expected) => {
-    const state = stateWith(
-      [
-        { instanceId: "d", weight: 5 },
-        { instanceId: "e", weight: 5 },
-      ],
-      sequence(r, 0),
-    );
-    expect(state.select({ serviceName: "checkout", strategy: "power_of_two_choices" })?.instance.instanceId).toBe(expected);
-  });
-
-  it("compares effective weights: a warming instance loses a tie it would win on its configured weight", () => {
-    const state = stateWith([
-      { instanceId: "a", weight: 100 },
-      { instanceId: "b", weight: 30 },
-    ]);
-    warmingUp(state, "a");
-    expect(new Set(picks(state, 100, { strategy: "power_of_two_choices" }))).toEqual(new Set(["b"]));
+  it("gives the instance with fewer connections every pick it is drawn into (20,000 seeded picks over 1/3/6, ±2 points)", () => {
+    const state = oneThreeSix(mulberry32(20_240_603));
+    connections(state, { w1: 0, w3: 1, w6: 1 });
+    expectShares(picks(state, 20_000, { strategy: "power_of_two_choices" }), {
+      // w1 is drawn first (0.1), or second after w3 (0.3 × 1/7) or after w6 (0.6 × 1/4) ...
+      w1: 0.1 + 0.3 / 7 + 0.6 / 4,
+      // ... and between the tied w3 and w6 the first drawn wins.
+      w3: 0.3 * (6 / 7),
+      w6: 0.6 * (3 / 4),
+    });
   });
 
   it("with two candidates always takes the less loaded one", () => {
@@ -198,10 +204,7 @@ describe("power of two choices", () => {
   it("over equal weights gives the least loaded 2/3, the middle 1/3 and the most loaded none (20,000 seeded picks, ±2 points)", () => {
     const state = stateWith([{ instanceId: "low" }, { instanceId: "mid" }, { instanceId: "high" }], mulberry32(99));
     connections(state, { low: 0, mid: 1, high: 2 });
-    const seen = shares(picks(state, 20_000, { strategy: "power_of_two_choices" }));
-    expect(Math.abs(seen.get("low")! - 2 / 3)).toBeLessThan(0.02);
-    expect(Math.abs(seen.get("mid")! - 1 / 3)).toBeLessThan(0.02);
-    expect(seen.has("high")).toBe(false);
+    expectShares(picks(state, 20_000, { strategy: "power_of_two_choices" }), { low: 2 / 3, mid: 1 / 3 });
   });
 });
 
@@ -209,6 +212,43 @@ describe("round robin", () => {
   it("cycles through routable instances in instance_id order, whatever the registration order", () => {
     const state = stateWith([{ instanceId: "c" }, { instanceId: "a" }, { instanceId: "b" }]);
     expect(picks(state, 7, { strategy: "round_robin" })).toEqual(["a", "b", "c", "a", "b", "c", "a"]);
+  });
+
+  it.each([
+    [[1, 2, 3]],
+    [[1, 2, 7]],
+    [[5, 1, 1]],
+    [[100, 1, 33]],
+  ])("picks each instance exactly its weight times in every cycle of total-weight picks (weights %o)", (weights) => {
+    const state = stateWith(weights.map((weight, i) => ({ instanceId: `w${i}`, weight })));
+    const total = weights.reduce((sum, weight) => sum + weight, 0);
+    for (let cycle = 0; cycle < 3; cycle++) {
+      const seen = picks(state, total, { strategy: "round_robin" });
+      expect(weights.map((_, i) => seen.filter((id) => id === `w${i}`).length)).toEqual(weights);
+    }
+  });
+
+  it("interleaves instead of bursting (nginx's smooth sequence for weights 5/1/1)", () => {
+    const state = stateWith([
+      { instanceId: "a", weight: 5 },
+      { instanceId: "b", weight: 1 },
+      { instanceId: "c", weight: 1 },
+    ]);
+    expect(picks(state, 14, { strategy: "round_robin" }).join("")).toBe("aabacaa".repeat(2));
+  });
+
+  it("keeps the state of current candidates only, and a returning instance starts afresh", () => {
+    const rotations = new Map<string, Map<string, number>>();
+    const state = stateWith([{ instanceId: "a" }, { instanceId: "b" }, { instanceId: "c" }]);
+    const context = { rng: () => 0, rotations, key: "k" };
+    const [a, b, c] = ["a", "b", "c"].map((id) => state.get(id)!);
+    pickInstance("round_robin", [a!, b!, c!], context);
+    expect([...rotations.get("k")!.keys()]).toEqual(["a", "b", "c"]);
+    pickInstance("round_robin", [a!, c!], context);
+    expect(Object.fromEntries(rotations.get("k")!)).toEqual({ a: -50, c: 0 });
+    // b comes back from 0, not from the 50 it had when it left.
+    expect(pickInstance("round_robin", [a!, b!, c!], context)?.instance.instanceId).toBe("b");
+    expect(Object.fromEntries(rotations.get("k")!)).toEqual({ a: 0, b: -100, c: 50 });
   });
 
   it("keeps a separate rotation per service", () => {
@@ -256,7 +296,7 @@ describe("round robin", () => {
   it("starts every rotation over after load", () => {
     const state = stateWith([{ instanceId: "a" }, { instanceId: "b" }]);
     picks(state, 1, { strategy: "round_robin" });
-    state.load(state.records(), false);
+    state.load(state.records(), false, t0);
     expect(picks(state, 1, { strategy: "round_robin" })).toEqual(["a"]);
   });
 });
@@ -266,6 +306,22 @@ describe("least connections", () => {
     const state = stateWith([{ instanceId: "a" }, { instanceId: "b" }, { instanceId: "c" }]);
     connections(state, { a: 9, b: 2, c: 5 });
     expect(new Set(picks(state, 50, { strategy: "least_connections" }))).toEqual(new Set(["b"]));
+  });
+
+  it.each([
+    [{ a: 5, b: 2 }, "a"],
+    [{ a: 6, b: 1 }, "b"],
+    [{ a: 0, b: 0 }, "a"],
+  ])("picks the lowest (connections + 1) / weight, so weight 30 takes 3× the connections of weight 10 (%o → %s)", (counts, expected) => {
+    const state = stateWith(
+      [
+        { instanceId: "a", weight: 30 },
+        { instanceId: "b", weight: 10 },
+      ],
+      sequence(0.9),
+    );
+    connections(state, counts);
+    expect(state.select({ serviceName: "checkout", strategy: "least_connections" })?.instance.instanceId).toBe(expected);
   });
 
   it.each([
@@ -282,7 +338,8 @@ describe("least connections", () => {
       ],
       sequence(r),
     );
-    connections(state, { a: 4, b: 1, c: 1 });
+    // Loads 401 / 100, 2 / 1 and 6 / 3: b and c tie.
+    connections(state, { a: 400, b: 1, c: 5 });
     expect(state.select({ serviceName: "checkout", strategy: "least_connections" })?.instance.instanceId).toBe(expected);
   });
 
@@ -337,6 +394,6 @@ describe("no routable instance", () => {
   });
 
   it.each(strategies)("pickInstance(%s) returns undefined for no candidates", (strategy) => {
-    expect(pickInstance(strategy, [], { rng: () => 0, counters: new Map(), key: "k" })).toBeUndefined();
+    expect(pickInstance(strategy, [], { rng: () => 0, rotations: new Map(), key: "k" })).toBeUndefined();
   });
 });

@@ -2,8 +2,14 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { defaultHealthScoring } from "../../../server/core/registry/health-score.js";
-import { defaultRegistryLimits, effectiveWeight, type TopologyEvent } from "../../../server/core/registry/model.js";
+import { defaultHealthScoring, warmupFactor } from "../../../server/core/registry/health-score.js";
+import {
+  defaultRegistryLimits,
+  effectiveWeight,
+  isRoutable,
+  type RegistryLimits,
+  type TopologyEvent,
+} from "../../../server/core/registry/model.js";
 import { closeDatabase, openDatabase, type SqliteDatabase } from "../../../server/store/database.js";
 import { GroupCommitter } from "../../../server/store/group-commit.js";
 import { migrations } from "../../../server/store/migrations.js";
@@ -16,12 +22,17 @@ let committer: GroupCommitter;
 let store: RegistryStore;
 let changes: RevisionedChange<TopologyEvent>[];
 let clock: number;
+/** A temp directory per test, for file databases. */
+let dir: string;
 
-function open(path: string, schema = migrations): void {
+/** No staleness unless a test asks for it. */
+const noStaleness: Partial<RegistryLimits> = { heartbeatTimeoutMs: 3_600_000, deregisterStaleAfterMs: 0 };
+
+function open(path: string, schema = migrations, limits = noStaleness): void {
   db = openDatabase({ path, durability: "full", migrations: schema });
   committer = new GroupCommitter(db);
   store = new RegistryStore(db, committer, {
-    limits: defaultRegistryLimits({ heartbeatTimeoutMs: 3_600_000, deregisterStaleAfterMs: 0 }),
+    limits: defaultRegistryLimits(limits),
     scoring: defaultHealthScoring({ windowMs: 10_000, latencyTargetMs: 250, warmupMs: 300_000 }),
     now: () => clock,
   });
@@ -39,14 +50,13 @@ function totalChanges(): number {
   return (db.prepare("SELECT total_changes() AS n").get() as { n: number }).n;
 }
 
-describe("RegistryStore health scoring", () => {
-  let dir: string;
-  beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), "registry-store-"));
-    clock = t0;
-  });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "registry-store-"));
+  clock = t0;
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
+describe("RegistryStore health scoring", () => {
   /**
    * slow: latency 1000 ms against 250 (degraded after ≈27.08 s); warm: failed
    * and passed again (warming up from t0 + 1 s); plain: untouched.
@@ -76,13 +86,13 @@ describe("RegistryStore health scoring", () => {
     open(path);
     try {
       expect(store.state.records()).toEqual(before);
-      expect(store.state.records().map(effectiveWeight)).toEqual([50, 50, 8]);
+      expect(store.state.records().map(effectiveWeight)).toEqual([50, 50, 50 * warmupFactor(2)]);
       expect(store.log.currentRevision).toBe(revision);
       // The ramp goes on where it was: step 3 at 90 s.
       clock = t0 + 91_000;
       const { revision: next } = await store.reap();
       expect(next).toBe(revision + 1);
-      expect(effectiveWeight(store.state.get("warm")!)).toBe(10);
+      expect(effectiveWeight(store.state.get("warm")!)).toBe(50 * warmupFactor(3));
       expect(changes.map((c) => c.events.map((e) => e.record.instance.instanceId))).toEqual([["warm"]]);
     } finally {
       close();
@@ -197,6 +207,38 @@ describe("RegistryStore health scoring", () => {
       await store.reap();
       expect(store.state.get("sick")!.degraded).toBe(true);
       expect(store.state.get("fine")!.degraded).toBe(false);
+    } finally {
+      close();
+    }
+  });
+});
+
+describe("RegistryStore startup grace", () => {
+  it("counts silence from the reopen: after an outage longer than the heartbeat timeout nothing turns stale at once", async () => {
+    const path = join(dir, "lf.sqlite");
+    const limits = { heartbeatTimeoutMs: 30_000, deregisterStaleAfterMs: 90_000 };
+    open(path, migrations, limits);
+    for (const instanceId of ["a", "b"]) await store.register(instanceInput({ instanceId }));
+    close();
+
+    const reopenedAt = t0 + 600_000; // ten minutes down
+    clock = reopenedAt;
+    open(path, migrations, limits);
+    try {
+      for (const t of [reopenedAt + 1, reopenedAt + 30_000]) {
+        clock = t;
+        expect((await store.reap()).revision).toBe(0);
+        expect(store.state.records().every(isRoutable)).toBe(true);
+      }
+      clock = reopenedAt + 20_000;
+      await store.heartbeat("b", undefined);
+      clock = reopenedAt + 30_001;
+      const pass = await store.reap();
+      expect(pass.revision).toBeGreaterThan(0);
+      expect(changes.flatMap((c) => c.events.map((e) => [e.kind, e.record.instance.instanceId, e.record.stale]))).toEqual([
+        ["updated", "a", true],
+      ]);
+      expect(store.state.get("b")!.stale).toBe(false);
     } finally {
       close();
     }

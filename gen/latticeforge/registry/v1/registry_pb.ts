@@ -211,8 +211,12 @@ export type InstanceState = Message<"latticeforge.registry.v1.InstanceState"> & 
 
   /**
    * The weight SelectInstance and xDS endpoint weights use: weight scaled by
-   * the warm-up ramp, at least 1; 0 when the instance is not routable
-   * (unhealthy, stale or degraded).
+   * the warm-up ramp (weight × 0.1 × 10^(step/10) while warming up). The
+   * server uses that product unrounded; this field shows it rounded to the
+   * nearest integer and at least 1 while the instance is routable (the
+   * metric latticeforge_registry_instance_effective_weight carries it
+   * unrounded). 0 when the instance is not routable (unhealthy, stale or
+   * degraded).
    *
    * @generated from field: int32 effective_weight = 10;
    */
@@ -975,9 +979,9 @@ export const WatchTopologyResponseSchema: GenMessage<WatchTopologyResponse> = /*
   messageDesc(file_latticeforge_registry_v1_registry, 33);
 
 /**
- * SelectionStrategy picks one instance among the routable ones. Weighted
- * strategies use the effective weight (see InstanceState.effective_weight);
- * round-robin is a plain rotation.
+ * SelectionStrategy picks one instance among the routable ones. Every
+ * strategy uses the effective weight (see InstanceState.effective_weight),
+ * so warming instances get their reduced share under all of them.
  *
  * @generated from enum latticeforge.registry.v1.SelectionStrategy
  */
@@ -990,24 +994,32 @@ export enum SelectionStrategy {
   UNSPECIFIED = 0,
 
   /**
+   * Probability proportional to effective weight.
+   *
    * @generated from enum value: SELECTION_STRATEGY_WEIGHTED_RANDOM = 1;
    */
   WEIGHTED_RANDOM = 1,
 
   /**
+   * Smooth weighted round robin (as nginx): picks follow the effective
+   * weights, interleaved; with equal weights a rotation in instance_id order.
+   *
    * @generated from enum value: SELECTION_STRATEGY_ROUND_ROBIN = 2;
    */
   ROUND_ROBIN = 2,
 
   /**
+   * The lowest (active connections + 1) / effective weight, ties broken by
+   * effective-weighted random.
+   *
    * @generated from enum value: SELECTION_STRATEGY_LEAST_CONNECTIONS = 3;
    */
   LEAST_CONNECTIONS = 3,
 
   /**
    * Least-request over two random choices: two distinct instances drawn by
-   * effective weight, the one with fewer active connections wins (on a tie
-   * the higher effective weight, then the first drawn).
+   * effective weight, the one with fewer active connections wins; on a tie
+   * the first drawn, so at equal load the shares equal WEIGHTED_RANDOM's.
    *
    * @generated from enum value: SELECTION_STRATEGY_POWER_OF_TWO_CHOICES = 4;
    */
