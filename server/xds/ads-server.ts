@@ -1,17 +1,12 @@
-import { create, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import { anyPack, type Any } from "@bufbuild/protobuf/wkt";
-import { ClusterSchema } from "../../gen/envoy/config/cluster/v3/cluster_pb.js";
 import { ClusterLoadAssignmentSchema } from "../../gen/envoy/config/endpoint/v3/endpoint_pb.js";
-import { ListenerSchema } from "../../gen/envoy/config/listener/v3/listener_pb.js";
-import { RouteConfigurationSchema } from "../../gen/envoy/config/route/v3/route_pb.js";
 import { DiscoveryResponseSchema, type DiscoveryResponse } from "../../gen/envoy/service/discovery/v3/discovery_pb.js";
-import { validateServiceName } from "../core/registry/validation.js";
 import type { TopologyEvent } from "../core/registry/model.js";
 import {
-  buildCluster,
-  buildListener,
   buildLoadAssignment,
-  buildRouteConfiguration,
+  packServiceResource,
+  resourceService,
   typeUrls,
   type SkippedEndpoint,
   type XdsResourceKind,
@@ -66,28 +61,12 @@ interface Session {
   readonly sentServices: Map<XdsResourceKind, readonly string[]>;
 }
 
-const schemas: Record<XdsResourceKind, DescMessage> = {
-  listener: ListenerSchema,
-  route: RouteConfigurationSchema,
-  cluster: ClusterSchema,
-  endpoint: ClusterLoadAssignmentSchema,
-};
-
 function perKind(): Record<XdsResourceKind, number> {
   return { listener: 0, route: 0, cluster: 0, endpoint: 0 };
 }
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((value, i) => value === b[i]);
-}
-
-function isServiceName(name: string): boolean {
-  try {
-    validateServiceName(name, "resource_names");
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /**
@@ -114,7 +93,8 @@ export class AdsServer {
   private readonly sessions = new Set<Session>();
   private readonly assignments = new Map<string, Map<string, Any>>();
   private readonly skipped = new Map<string, readonly SkippedEndpoint[]>();
-  private readonly warned = new Set<string>();
+  /** Per instance, the (endpoint, reason) pairs already warned about. */
+  private readonly warned = new Map<string, Set<string>>();
   /** The revision of each service's latest change since startup. */
   private readonly serviceRevisions = new Map<string, number>();
   /** The revision at startup: what services unchanged since were produced by, as far as this process knows. */
@@ -162,38 +142,39 @@ export class AdsServer {
     const wakeup = new Wakeup(signal);
     const watchController = new AbortController();
     const stopWatch = (): void => watchController.abort();
-    signal.addEventListener("abort", stopWatch, { once: true });
     let ended: { readonly error?: unknown } | undefined;
     const end = (outcome: { readonly error?: unknown }): void => {
       ended ??= outcome;
       wakeup.wake();
     };
-    this.sessions.add(session);
-    void (async () => {
-      for await (const request of requests) {
-        this.receive(session, request);
-        wakeup.wake();
-      }
-    })().then(
-      () => end({}),
-      (error: unknown) => end({ error }),
-    );
-    const watch = hub.watch({
-      startRevision: store.log.currentRevision,
-      matches: (event) => session.state.cares(event.record.instance.serviceName),
-      snapshot: () => undefined,
-      signal: watchController.signal,
-    });
-    void (async () => {
-      for await (const message of watch) {
-        this.follow(session, message);
-        wakeup.wake();
-      }
-    })().then(
-      () => end({}),
-      (error: unknown) => end({ error }),
-    );
     try {
+      signal.addEventListener("abort", stopWatch, { once: true });
+      this.sessions.add(session);
+      void (async () => {
+        for await (const request of requests) {
+          if (ended !== undefined || signal.aborted) return;
+          this.receive(session, request);
+          wakeup.wake();
+        }
+      })().then(
+        () => end({}),
+        (error: unknown) => end({ error }),
+      );
+      const watch = hub.watch({
+        startRevision: store.log.currentRevision,
+        matches: (event) => session.state.cares(event.record.instance.serviceName),
+        snapshot: () => undefined,
+        signal: watchController.signal,
+      });
+      void (async () => {
+        for await (const message of watch) {
+          this.follow(session, message);
+          wakeup.wake();
+        }
+      })().then(
+        () => end({}),
+        (error: unknown) => end({ error }),
+      );
       for (;;) {
         await wakeup.wait();
         if (signal.aborted) return;
@@ -246,13 +227,22 @@ export class AdsServer {
   /** The responses a session owes now, one per marked kind. */
   private *responses(session: Session): Generator<DiscoveryResponse> {
     for (const { kind, names, requested } of session.state.takeDirty()) {
-      const services = names === undefined ? this.serviceNames() : [...names].filter(isServiceName).sort();
+      // (resource name, service) pairs, by name; a name that cannot be a service's resource does not exist.
+      const served: [string, string][] = [];
+      if (names === undefined) for (const service of this.options.store.state.serviceNames()) served.push([service, service]);
+      else {
+        for (const name of [...names].sort()) {
+          const service = resourceService(kind, name);
+          if (service !== undefined) served.push([name, service]);
+        }
+      }
+      const services = served.map(([, service]) => service);
       const previous = session.sentServices.get(kind) ?? [];
       // A wildcard subscription is marked on every registration or removal; resend only when the set of services moved.
       if (names === undefined && !requested && sameList(previous, services)) continue;
       session.sentServices.set(kind, services);
       const region = session.state.clientNode?.region ?? "";
-      const resources = services.map((service) => this.resource(kind, service, region));
+      const resources = served.map(([name, service]) => this.resource(kind, name, service, region));
       // Services that left count too: their removal produced this response.
       const produced = Math.max(this.versionOf(services), this.versionOf(previous));
       const version = String(session.state.nextVersion(kind, produced));
@@ -276,32 +266,34 @@ export class AdsServer {
     return version;
   }
 
-  private resource(kind: XdsResourceKind, service: string, region: string): Any {
-    const resource = kind === "endpoint" ? this.assignment(service, region) : this.pack(kind, service);
+  private resource(kind: XdsResourceKind, name: string, service: string, region: string): Any {
+    const resource = kind === "endpoint" ? this.assignment(service, region) : packServiceResource(kind, name, service);
     return this.options.adjustResource?.(kind, service, resource) ?? resource;
   }
 
-  private pack(kind: Exclude<XdsResourceKind, "endpoint">, service: string): Any {
-    const schema = schemas[kind];
-    const message =
-      kind === "listener" ? buildListener(service) : kind === "route" ? buildRouteConfiguration(service) : buildCluster(service);
-    return anyPack(schema, message as MessageShape<typeof schema>);
-  }
-
-  /** The service's load assignment for clients in `region`, built once per change. */
+  /**
+   * The service's load assignment for clients in `region`, built once per
+   * change of the service. Only a region the service has instances in can
+   * change the assignment (priorities), so other regions share the
+   * region-less entry; a service without instances is not cached (any name
+   * may be asked for).
+   */
   private assignment(service: string, region: string): Any {
-    let byRegion = this.assignments.get(service);
-    const cached = byRegion?.get(region);
-    if (cached !== undefined) return cached;
+    const byRegion = this.assignments.get(service);
+    const hit = byRegion?.get(region);
+    if (hit !== undefined) return hit;
     const records = this.options.store.state.records(new Set([service]));
-    const { assignment, skipped } = buildLoadAssignment(service, records, region === "" ? undefined : region);
+    const key = records.some((record) => record.instance.region === region) ? region : "";
+    const cached = byRegion?.get(key);
+    if (cached !== undefined) return cached;
+    const { assignment, skipped } = buildLoadAssignment(service, records, key === "" ? undefined : key);
     this.noteSkipped(service, skipped);
     const packed = anyPack(ClusterLoadAssignmentSchema, assignment);
-    if (byRegion === undefined) {
-      byRegion = new Map();
-      this.assignments.set(service, byRegion);
+    if (records.length > 0) {
+      const entries = byRegion ?? new Map<string, Any>();
+      entries.set(key, packed);
+      this.assignments.set(service, entries);
     }
-    byRegion.set(region, packed);
     return packed;
   }
 
@@ -309,9 +301,11 @@ export class AdsServer {
     if (skipped.length === 0) this.skipped.delete(service);
     else this.skipped.set(service, skipped);
     for (const { instanceId, endpoint, reason } of skipped) {
-      const key = `${instanceId}\n${endpoint}\n${reason}`;
-      if (this.warned.has(key)) continue;
-      this.warned.add(key);
+      const key = `${endpoint}\n${reason}`;
+      const warned = this.warned.get(instanceId) ?? new Set<string>();
+      if (warned.has(key)) continue;
+      warned.add(key);
+      this.warned.set(instanceId, warned);
       this.options.logger.warn(
         { service, instanceId, endpoint, reason },
         reason === "not_ip"
@@ -321,12 +315,6 @@ export class AdsServer {
     }
   }
 
-  private serviceNames(): string[] {
-    const names = new Set<string>();
-    for (const record of this.options.store.state.records()) names.add(record.instance.serviceName);
-    return [...names];
-  }
-
   /** Drops the cached load assignments of the services a committed change touched. */
   private invalidate(change: RevisionedChange<TopologyEvent>): void {
     for (const event of change.events) {
@@ -334,9 +322,7 @@ export class AdsServer {
       this.serviceRevisions.set(serviceName, change.revision);
       this.assignments.delete(serviceName);
       this.skipped.delete(serviceName);
-      if (event.kind === "removed") {
-        for (const key of this.warned) if (key.startsWith(`${instanceId}\n`)) this.warned.delete(key);
-      }
+      if (event.kind === "removed") this.warned.delete(instanceId);
     }
   }
 }

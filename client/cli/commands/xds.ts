@@ -1,6 +1,10 @@
 import type { Client } from "@connectrpc/connect";
 import { toJson } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { ClusterSchema } from "../../../gen/envoy/config/cluster/v3/cluster_pb.js";
+import { ClusterLoadAssignmentSchema } from "../../../gen/envoy/config/endpoint/v3/endpoint_pb.js";
+import { ListenerSchema } from "../../../gen/envoy/config/listener/v3/listener_pb.js";
+import { RouteConfigurationSchema } from "../../../gen/envoy/config/route/v3/route_pb.js";
 import { ListClientsResponseSchema, XdsAdminService, type Subscription } from "../../../gen/latticeforge/xds/v1/xds_pb.js";
 import { buildXdsBootstrap, XdsBootstrapError, type XdsChannelCreds } from "../../xds-bootstrap.js";
 import { clientFlagsHelp, UsageError, type ClientInvocation } from "../client-flags.js";
@@ -27,13 +31,12 @@ const flags = {
   "channel-creds": { type: "string" },
 } as const;
 
-/** Short names of the four resource types, as `xds clients` prints them. */
-const typeNames: Record<string, string> = {
-  "type.googleapis.com/envoy.config.listener.v3.Listener": "LDS",
-  "type.googleapis.com/envoy.config.route.v3.RouteConfiguration": "RDS",
-  "type.googleapis.com/envoy.config.cluster.v3.Cluster": "CDS",
-  "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment": "EDS",
-};
+/** Short names of the four resource types by type URL, as `xds clients` prints them. */
+const typeNames = new Map(
+  ([[ListenerSchema, "LDS"], [RouteConfigurationSchema, "RDS"], [ClusterSchema, "CDS"], [ClusterLoadAssignmentSchema, "EDS"]] as const).map(
+    ([schema, name]) => [`type.googleapis.com/${schema.typeName}`, name],
+  ),
+);
 
 function parseLocality(text: string): { region: string; zone: string; subZone?: string } {
   const parts = text.split("/");
@@ -51,7 +54,7 @@ function channelCreds(value: string | undefined): XdsChannelCreds {
 
 function subscriptionCells(s: Subscription): string[] {
   const nack = s.lastNack !== undefined ? `v${s.lastNack.version}: ${s.lastNack.errorMessage}` : "";
-  return [typeNames[s.typeUrl] ?? s.typeUrl, s.wildcard ? "*" : s.resourceNames.join(","), s.sentVersion, s.ackedVersion, nack];
+  return [typeNames.get(s.typeUrl) ?? s.typeUrl, s.wildcard ? "*" : s.resourceNames.join(","), s.sentVersion, s.ackedVersion, nack];
 }
 
 /** `latticeforge xds …`: connected xDS clients, and bootstrap files for new ones. */

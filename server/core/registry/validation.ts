@@ -84,6 +84,11 @@ export function validateServiceName(serviceName: string, field: string): void {
   checkName(serviceName, field);
 }
 
+/** Whether `name` passes {@link validateServiceName}, without building an error (for names clients merely ask for). */
+export function isValidServiceName(name: string): boolean {
+  return namePattern.test(name);
+}
+
 /**
  * Checks a region name (zones follow the same rule): 1..63 letters, digits
  * and `. _ -`, starting with a letter or digit. Also for the regions of query

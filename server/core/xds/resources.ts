@@ -4,8 +4,8 @@
  * ClusterLoadAssignment, all named after the service, and all pure
  * functions of the registry's records.
  */
-import { create } from "@bufbuild/protobuf";
-import { anyPack } from "@bufbuild/protobuf/wkt";
+import { create, type DescMessage } from "@bufbuild/protobuf";
+import { anyPack, type Any } from "@bufbuild/protobuf/wkt";
 import { isIP } from "node:net";
 import { ClusterSchema, Cluster_DiscoveryType, Cluster_LbPolicy, type Cluster } from "../../../gen/envoy/config/cluster/v3/cluster_pb.js";
 import { ApiVersion, type ConfigSource } from "../../../gen/envoy/config/core/v3/config_source_pb.js";
@@ -14,13 +14,18 @@ import {
   ClusterLoadAssignmentSchema,
   type ClusterLoadAssignment,
 } from "../../../gen/envoy/config/endpoint/v3/endpoint_pb.js";
-import type { LbEndpoint, LocalityLbEndpoints } from "../../../gen/envoy/config/endpoint/v3/endpoint_components_pb.js";
+import {
+  LbEndpointSchema,
+  LocalityLbEndpointsSchema,
+  type LbEndpoint,
+} from "../../../gen/envoy/config/endpoint/v3/endpoint_components_pb.js";
 import { ListenerSchema, type Listener } from "../../../gen/envoy/config/listener/v3/listener_pb.js";
 import { RouteConfigurationSchema, type RouteConfiguration } from "../../../gen/envoy/config/route/v3/route_pb.js";
 import { RouterSchema } from "../../../gen/envoy/extensions/filters/http/router/v3/router_pb.js";
 import { HttpConnectionManagerSchema } from "../../../gen/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager_pb.js";
 import { effectiveWeight, isRoutable, type InstanceRecord } from "../registry/model.js";
 import { compareText } from "../registry/ordering.js";
+import { isValidServiceName } from "../registry/validation.js";
 
 /** The four resource kinds served per registry service, in the order a client resolves them. */
 export type XdsResourceKind = "listener" | "route" | "cluster" | "endpoint";
@@ -28,19 +33,51 @@ export type XdsResourceKind = "listener" | "route" | "cluster" | "endpoint";
 /** Every served kind, in resolution order. */
 export const xdsResourceKinds: readonly XdsResourceKind[] = ["listener", "route", "cluster", "endpoint"];
 
-/** The xDS v3 type URL of each kind. */
-export const typeUrls: Readonly<Record<XdsResourceKind, string>> = {
-  listener: "type.googleapis.com/envoy.config.listener.v3.Listener",
-  route: "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
-  cluster: "type.googleapis.com/envoy.config.cluster.v3.Cluster",
-  endpoint: "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment",
+/** The message type of each kind's resources. */
+export const resourceSchemas: Readonly<Record<XdsResourceKind, DescMessage>> = {
+  listener: ListenerSchema,
+  route: RouteConfigurationSchema,
+  cluster: ClusterSchema,
+  endpoint: ClusterLoadAssignmentSchema,
 };
+
+/** The xDS v3 type URL of each kind (`type.googleapis.com/` and the message's full name). */
+export const typeUrls: Readonly<Record<XdsResourceKind, string>> = Object.fromEntries(
+  xdsResourceKinds.map((kind) => [kind, `type.googleapis.com/${resourceSchemas[kind].typeName}`]),
+) as Record<XdsResourceKind, string>;
 
 const kindsByTypeUrl = new Map(xdsResourceKinds.map((kind) => [typeUrls[kind], kind]));
 
 /** The kind a type URL names, or undefined for a type this server does not serve. */
 export function resourceKindOf(typeUrl: string): XdsResourceKind | undefined {
   return kindsByTypeUrl.get(typeUrl);
+}
+
+const listenerPortPattern = /^(.*):([1-9][0-9]{0,4})$/;
+
+/**
+ * The registry service a requested resource name describes, or undefined
+ * when the name cannot be one (the resource then does not exist). Resources
+ * are named after their service; a listener may also carry the port the
+ * client dialled (`xds:///S:8080` asks for Listener `S:8080`).
+ */
+export function resourceService(kind: XdsResourceKind, name: string): string | undefined {
+  if (isValidServiceName(name)) return name;
+  if (kind !== "listener") return undefined;
+  const match = listenerPortPattern.exec(name);
+  return match !== null && Number(match[2]) <= 65_535 && isValidServiceName(match[1]!) ? match[1] : undefined;
+}
+
+/** The Listener, RouteConfiguration or Cluster named `name` for `service`, packed. */
+export function packServiceResource(kind: Exclude<XdsResourceKind, "endpoint">, name: string, service: string): Any {
+  switch (kind) {
+    case "listener":
+      return anyPack(ListenerSchema, buildListener(name, service));
+    case "route":
+      return anyPack(RouteConfigurationSchema, buildRouteConfiguration(service));
+    case "cluster":
+      return anyPack(ClusterSchema, buildCluster(service));
+  }
 }
 
 /** The name of Envoy's router filter, which must be the last HTTP filter. */
@@ -55,11 +92,12 @@ function overAds(): ConfigSource {
 }
 
 /**
- * The Listener `service`: an API listener (what gRPC clients resolve
- * `xds:///service` to) holding an HttpConnectionManager that fetches the
- * route configuration `service` over ADS and ends with the router filter.
+ * The Listener `name` (the service, or `service:port`): an API listener
+ * (what gRPC clients resolve `xds:///name` to) holding an
+ * HttpConnectionManager that fetches the route configuration `service` over
+ * ADS and ends with the router filter.
  */
-export function buildListener(service: string): Listener {
+export function buildListener(name: string, service: string = name): Listener {
   const connectionManager = create(HttpConnectionManagerSchema, {
     statPrefix: service,
     routeSpecifier: { case: "rds", value: { configSource: overAds(), routeConfigName: service } },
@@ -68,7 +106,7 @@ export function buildListener(service: string): Listener {
     ],
   });
   return create(ListenerSchema, {
-    name: service,
+    name,
     apiListener: { apiListener: anyPack(HttpConnectionManagerSchema, connectionManager) },
   });
 }
@@ -146,15 +184,27 @@ function preferred(a: InstanceRecord, b: InstanceRecord): InstanceRecord {
 }
 
 /**
+ * EDS weights are integers: effective weights (fractional while warming up)
+ * are sent ×100, so even a weight-1 instance's warm-up steps stay distinct.
+ */
+export const edsWeightScale = 100;
+
+/** The integer EDS weight of an effective weight: ×{@link edsWeightScale}, rounded, at least 1. */
+export function edsWeight(effective: number): number {
+  return Math.max(1, Math.round(effective * edsWeightScale));
+}
+
+/**
  * The ClusterLoadAssignment `service` for `records` (the service's
  * instances), as a client in `clientRegion` should see it:
- * - one locality per region/zone holding a routable instance, with an
- *   explicit `load_balancing_weight` equal to the sum of its routable
- *   instances' effective weights: under ROUND_ROBIN gRPC clients ignore
- *   endpoint weights, so instance weights reach them through localities
- *   (endpoint weights are set too, for policies that read them);
- * - endpoints HEALTHY when routable, UNHEALTHY otherwise (clients send
- *   traffic to HEALTHY and UNKNOWN only);
+ * - one locality per instance (region, zone, and the instance id as
+ *   sub-zone) with an explicit `load_balancing_weight`: gRPC clients pick a
+ *   locality by weight and then round-robin inside it ignoring endpoint
+ *   weights, so instance weights (effective weights, warm-up included) only
+ *   reach them as locality weights; the endpoint carries the same weight for
+ *   policies that read it;
+ * - routable instances HEALTHY, the others UNHEALTHY (clients send traffic
+ *   to HEALTHY and UNKNOWN only) with weight 1: listed, never picked;
  * - when `clientRegion` has a routable instance and other regions do too,
  *   the client's region gets priority 0 and the rest priority 1, so the
  *   client fails over across regions only when its own has none left;
@@ -163,8 +213,8 @@ function preferred(a: InstanceRecord, b: InstanceRecord): InstanceRecord {
  *   would make a client NACK the whole assignment): the one kept is
  *   routable if any is (a process restarted on its old address under a new
  *   id must not be hidden by its stale record), then the latest registered.
- * Localities and endpoints are in name order, so equal inputs give
- * byte-identical resources.
+ * Localities are in instance_id order, so equal inputs give byte-identical
+ * resources.
  */
 export function buildLoadAssignment(
   service: string,
@@ -191,20 +241,15 @@ export function buildLoadAssignment(
     }
   }
   skipped.sort((a, b) => compareText(a.instanceId, b.instanceId));
-  const localities = new Map<string, { region: string; zone: string; weight: number; endpoints: LbEndpoint[] }>();
   const kept = [...byAddress.values()].sort((a, b) => compareText(a.record.instance.instanceId, b.record.instance.instanceId));
-  for (const { record, ip } of kept) {
+  const routableRegions = new Set(kept.filter(({ record }) => isRoutable(record)).map(({ record }) => record.instance.region));
+  const prioritize =
+    clientRegion !== undefined && routableRegions.has(clientRegion) && [...routableRegions].some((region) => region !== clientRegion);
+  const endpoints = kept.map(({ record, ip }) => {
     const { instanceId, region, zone } = record.instance;
-    const key = `${region}\n${zone}`;
-    let locality = localities.get(key);
-    if (locality === undefined) {
-      locality = { region, zone, weight: 0, endpoints: [] };
-      localities.set(key, locality);
-    }
     const routable = isRoutable(record);
-    const weight = effectiveWeight(record);
-    if (routable) locality.weight += weight;
-    locality.endpoints.push({
+    const weight = routable ? edsWeight(effectiveWeight(record)) : 1;
+    const endpoint: LbEndpoint = create(LbEndpointSchema, {
       hostIdentifier: {
         case: "endpoint",
         value: {
@@ -214,23 +259,13 @@ export function buildLoadAssignment(
       },
       healthStatus: routable ? HealthStatus.HEALTHY : HealthStatus.UNHEALTHY,
       loadBalancingWeight: weight,
-    } as LbEndpoint);
-  }
-  const served = [...localities.entries()]
-    .filter(([, locality]) => locality.weight > 0)
-    .sort(([a], [b]) => compareText(a, b))
-    .map(([, locality]) => locality);
-  const local = clientRegion !== undefined && served.some((l) => l.region === clientRegion);
-  const remote = served.some((l) => l.region !== clientRegion);
-  const prioritize = local && remote;
-  const endpoints = served.map(
-    (locality) =>
-      ({
-        locality: { region: locality.region, zone: locality.zone, subZone: "" },
-        lbEndpoints: locality.endpoints,
-        loadBalancingWeight: locality.weight,
-        priority: prioritize && locality.region !== clientRegion ? 1 : 0,
-      }) as LocalityLbEndpoints,
-  );
+    });
+    return create(LocalityLbEndpointsSchema, {
+      locality: { region, zone, subZone: instanceId },
+      lbEndpoints: [endpoint],
+      loadBalancingWeight: weight,
+      priority: prioritize && region !== clientRegion ? 1 : 0,
+    });
+  });
   return { assignment: create(ClusterLoadAssignmentSchema, { clusterName: service, endpoints }), skipped };
 }

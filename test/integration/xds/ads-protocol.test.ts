@@ -123,6 +123,11 @@ class AdsStream {
     return result;
   }
 
+  /** Half-closes the request stream; the server then ends the call. */
+  endRequests(): void {
+    this.requests.end();
+  }
+
   /** Asserts that no response arrives within `ms`. */
   async expectSilence(ms = quietMs): Promise<void> {
     const outcome = await this.nextResult(ms).then(
@@ -533,7 +538,9 @@ describe.each(["grpc", "connect"] as const)("ADS over %s", (transport: Transport
     expect((await admin().listClients({ nodeId: `${transport}-impostor` }, opts)).clients).toEqual([]);
     const all = await admin().listClients({ nodeId: "" }, opts);
     expect(all.clients.map((c) => c.nodeId)).toEqual(expect.arrayContaining([`${transport}-listed`, `${transport}-listed-build`]));
-    expect(all.revision).toBeGreaterThanOrEqual(0n);
+    // The registry's revision now: what a Register answers with, unchanged by listing.
+    const registered = await register("ads-listed-revision", "10.9.9.9:80");
+    expect((await admin().listClients({ nodeId: "" }, opts)).revision).toBe(registered.revision);
   });
 
   it("answers DeltaAggregatedResources with UNIMPLEMENTED", async () => {
@@ -619,6 +626,38 @@ describe.each(["grpc", "connect"] as const)("ADS over %s", (transport: Transport
     await stream.expectSilence();
     stream.send(ack(response, ["eds-empty-registry"]));
     await stream.expectSilence();
+  });
+
+  it("releases a stream's session and hub watcher when the client cancels or half-closes", async () => {
+    const own = await ownServer();
+    await register("eds-cleanup", "10.3.1.1:8080", {}, own.grpc(RegistryService));
+    const gauges = async (): Promise<[number, number]> => {
+      const text = await (await fetch(`${own.httpBaseUrl}/metrics`)).text();
+      const read = (name: string): number => Number(new RegExp(`^${name} (\\d+)$`, "m").exec(text)?.[1] ?? Number.NaN);
+      return [read("latticeforge_xds_streams"), read("latticeforge_topology_watchers")];
+    };
+    const settle = async (expected: [number, number]): Promise<void> => {
+      const deadline = Date.now() + 3000;
+      let seen = await gauges();
+      while ((seen[0] !== expected[0] || seen[1] !== expected[1]) && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        seen = await gauges();
+      }
+      expect(seen).toEqual(expected);
+    };
+    await settle([0, 0]);
+    const cancelled = open(own);
+    const halfClosed = open(own);
+    for (const [stream, id] of [[cancelled, "cancelled"], [halfClosed, "half-closed"]] as const) {
+      stream.send(subscribe("endpoint", ["eds-cleanup"], { node: node(`${transport}-${id}`) }));
+      await stream.next();
+    }
+    await settle([2, 2]);
+    cancelled.close();
+    await settle([1, 1]);
+    halfClosed.endRequests();
+    expect(await endOf(halfClosed)).toBe("ok");
+    await settle([0, 0]);
   });
 
   it("ends an open ADS stream with UNAVAILABLE when the server shuts down", async () => {

@@ -99,7 +99,7 @@ describe("xDS with @grpc/grpc-js-xds", () => {
     return client;
   }
 
-  it("spreads calls by locality weight: the sum of each zone's instance weights", async () => {
+  it("spreads calls by instance weight across zones", async () => {
     const [b1, b2, b3] = backends as [Backend, Backend, Backend];
     await registerBackend(registry, "weighted", b1, "eu-west-1a", 30);
     await registerBackend(registry, "weighted", b2, "eu-west-1a", 30);
@@ -108,10 +108,22 @@ describe("xDS with @grpc/grpc-js-xds", () => {
     await callUntil(client, (name) => name !== "", 10_000, "first call through xDS");
     const total = 3000;
     const counts = await distribution(client, total);
-    // Localities 60:20, round robin inside: 37.5% / 37.5% / 25%; ±4 points is over 4 standard deviations.
+    // Weights 30:30:20: 37.5% / 37.5% / 25%; ±4 points is over 4 standard deviations.
     expect(Math.abs((counts.get("b1") ?? 0) / total - 0.375)).toBeLessThan(0.04);
     expect(Math.abs((counts.get("b2") ?? 0) / total - 0.375)).toBeLessThan(0.04);
     expect(Math.abs((counts.get("b3") ?? 0) / total - 0.25)).toBeLessThan(0.04);
+  });
+
+  it("weights instances inside one zone too (one locality per instance), also for a target with a port", async () => {
+    const [b1, b2] = backends as [Backend, Backend];
+    await registerBackend(registry, "zoned", b1, "eu-west-1a", 60);
+    await registerBackend(registry, "zoned", b2, "eu-west-1a", 20);
+    const client = connect("zoned:8443", "node-zoned");
+    await callUntil(client, (name) => name !== "", 10_000, "first call through xDS");
+    const total = 3000;
+    const counts = await distribution(client, total);
+    expect(Math.abs((counts.get("b1") ?? 0) / total - 0.75)).toBeLessThan(0.04);
+    expect(Math.abs((counts.get("b2") ?? 0) / total - 0.25)).toBeLessThan(0.04);
   });
 
   it("stops sending to a deregistered instance within 1 s and sends again after it re-registers", async () => {

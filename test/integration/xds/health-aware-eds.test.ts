@@ -2,7 +2,8 @@
  * Health-aware routing as xDS clients see it: a latency-degraded instance
  * (score < 0.3, though its checks say healthy) leaves EDS and the real
  * @grpc/grpc-js-xds client stops calling it; once it recovers it warms up,
- * its locality weight climbing the exponential ramp push by push.
+ * its locality weight (effective weight ×100) climbing the exponential ramp
+ * push by push.
  */
 import { create } from "@bufbuild/protobuf";
 import { anyUnpack } from "@bufbuild/protobuf/wkt";
@@ -14,8 +15,8 @@ import { ClusterLoadAssignmentSchema, type ClusterLoadAssignment } from "../../.
 import { AggregatedDiscoveryService } from "../../../gen/envoy/service/discovery/v3/ads_pb.js";
 import { DiscoveryRequestSchema, type DiscoveryRequest, type DiscoveryResponse } from "../../../gen/envoy/service/discovery/v3/discovery_pb.js";
 import { RegistryService } from "../../../gen/latticeforge/registry/v1/registry_pb.js";
-import { warmedWeight, warmupSteps } from "../../../server/core/registry/health-score.js";
-import { typeUrls } from "../../../server/core/xds/resources.js";
+import { warmupFactor, warmupSteps } from "../../../server/core/registry/health-score.js";
+import { edsWeight, typeUrls } from "../../../server/core/xds/resources.js";
 import { startTestControlPlane, type TestControlPlane } from "../../fixtures/control-plane.js";
 import { nextWithin } from "../../fixtures/streams.js";
 import { callUntil, startBackend, who, xdsClient, type Backend } from "../../fixtures/xds.js";
@@ -102,14 +103,15 @@ describe("health-aware EDS", () => {
     const eds = edsStream(server, "scored");
     try {
       const initial = localities(await eds.next());
-      expect(initial.get("eu-west-1b")).toEqual({ weight: 50, endpoints: new Map([["slow", HealthStatus.HEALTHY]]) });
+      expect(initial.get("eu-west-1b")).toEqual({ weight: 5000, endpoints: new Map([["slow", HealthStatus.HEALTHY]]) });
 
       // Healthy checks, but at 10× the latency target: the score sinks below 0.3 within ~0.7 s.
       await registry.updateHealth({ status: { instanceId: "slow", healthy: true, latencyMs: 1000, consecutiveFailures: 0 } }, opts);
       const degradedAt = Date.now();
       let assignment = localities(await eds.next());
-      while (assignment.has("eu-west-1b")) assignment = localities(await eds.next());
-      expect(assignment.get("eu-west-1a")).toEqual({ weight: 50, endpoints: new Map([["fast", HealthStatus.HEALTHY]]) });
+      while (assignment.get("eu-west-1b")?.endpoints.get("slow") === HealthStatus.HEALTHY) assignment = localities(await eds.next());
+      expect(assignment.get("eu-west-1b")).toEqual({ weight: 1, endpoints: new Map([["slow", HealthStatus.UNHEALTHY]]) });
+      expect(assignment.get("eu-west-1a")).toEqual({ weight: 5000, endpoints: new Map([["fast", HealthStatus.HEALTHY]]) });
       const removedAt = Date.now();
       expect(removedAt - degradedAt).toBeGreaterThan(200); // smoothed: not on the first slow check
       const { instances } = await registry.resolve({ serviceName: "scored", healthyOnly: false }, opts);
@@ -123,13 +125,13 @@ describe("health-aware EDS", () => {
       // Fast checks again: the score recovers past 0.3 and the instance warms up, one push per ramp step.
       await registry.updateHealth({ status: { instanceId: "slow", healthy: true, latencyMs: 5, consecutiveFailures: 0 } }, opts);
       const weights: number[] = [];
-      while (weights.at(-1) !== 50) {
+      while (weights.at(-1) !== 5000) {
         const zone = localities(await eds.next()).get("eu-west-1b");
-        if (zone !== undefined) weights.push(zone.weight);
+        if (zone?.endpoints.get("slow") === HealthStatus.HEALTHY) weights.push(zone.weight);
       }
-      const ramp = Array.from({ length: warmupSteps + 1 }, (_, step) => warmedWeight(50, step));
-      expect(ramp[0]).toBe(5);
-      expect(weights[0]).toBe(5);
+      const ramp = Array.from({ length: warmupSteps + 1 }, (_, step) => edsWeight(50 * warmupFactor(step)));
+      expect(ramp[0]).toBe(500);
+      expect(weights[0]).toBe(500);
       expect(weights).toEqual([...new Set(weights)].sort((a, b) => a - b)); // strictly rising
       for (const weight of weights) expect(ramp).toContain(weight);
       await callUntil(client, (name) => name === "slow", 5000, "slow back after its warm-up");

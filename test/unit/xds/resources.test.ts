@@ -16,8 +16,11 @@ import {
   buildListener,
   buildLoadAssignment,
   buildRouteConfiguration,
+  edsWeight,
   ipEndpoint,
+  packServiceResource,
   resourceKindOf,
+  resourceService,
   routerFilterName,
   typeUrls,
   xdsResourceKinds,
@@ -127,6 +130,31 @@ describe("typeUrls and resourceKindOf", () => {
   });
 });
 
+describe("resourceService", () => {
+  it.each([
+    ["listener", "checkout", "checkout"],
+    ["listener", "checkout:8443", "checkout"],
+    ["listener", "checkout:0", undefined],
+    ["listener", "checkout:65536", undefined],
+    ["listener", "bad name:80", undefined],
+    ["route", "checkout", "checkout"],
+    ["route", "checkout:8443", undefined],
+    ["cluster", "checkout", "checkout"],
+    ["endpoint", "checkout", "checkout"],
+    ["endpoint", "", undefined],
+    ["endpoint", "xdstp://authority/envoy.config.endpoint.v3.ClusterLoadAssignment/checkout", undefined],
+  ] as const)("maps a %s named %j to service %j", (kind, name, service) => {
+    expect(resourceService(kind, name)).toBe(service);
+  });
+
+  it("names a listener asked for with a port after the request, routing to the service", () => {
+    const listener = anyUnpack(packServiceResource("listener", "checkout:8443", "checkout"), ListenerSchema)!;
+    expect(listener.name).toBe("checkout:8443");
+    const manager = anyUnpack(listener.apiListener!.apiListener!, HttpConnectionManagerSchema)!;
+    expect(manager.routeSpecifier.case === "rds" && manager.routeSpecifier.value.routeConfigName).toBe("checkout");
+  });
+});
+
 describe("ipEndpoint", () => {
   it.each([
     ["10.0.0.1:8080", { address: "10.0.0.1", port: 8080 }],
@@ -153,70 +181,52 @@ describe("buildLoadAssignment", () => {
     expect(skipped).toEqual([]);
   });
 
-  it("groups instances by region/zone, each locality weighted by the sum of its routable instances' effective weights", () => {
+  it("gives every instance its own locality (region, zone, instance id as sub-zone) weighted by its effective weight ×100", () => {
     const records = [
       healthy({ instanceId: "a1", endpoint: "10.0.0.1:80", zone: "eu-west-1a", weight: 30 }),
       healthy({ instanceId: "a2", endpoint: "10.0.0.2:80", zone: "eu-west-1a", weight: 20 }),
       warmingUp({ instanceId: "b1", endpoint: "10.0.0.3:80", zone: "eu-west-1b", weight: 50 }),
-      healthy({ instanceId: "b2", endpoint: "10.0.0.4:80", zone: "eu-west-1b", weight: 7 }),
+      healthy({ instanceId: "b2", endpoint: "10.0.0.4:80", zone: "eu-west-1b", weight: 1 }),
     ];
     const warming = records[2]!;
     // The warm-up record only tells effective from configured weights apart if they differ.
     expect(isRoutable(warming)).toBe(true);
     expect(effectiveWeight(warming)).toBeLessThan(warming.instance.weight);
+    const warmingWeight = edsWeight(effectiveWeight(warming));
+    expect(warmingWeight).toBe(Math.round(effectiveWeight(warming) * 100));
 
     const { assignment, skipped } = buildLoadAssignment("checkout", records);
     expect(skipped).toEqual([]);
+    expect(assignment.endpoints.map((l) => l.locality?.subZone)).toEqual(["a1", "a2", "b1", "b2"]);
     expect(localities(assignment)).toEqual([
-      {
-        locality: "eu-west/eu-west-1a",
-        weight: 50,
-        priority: 0,
-        endpoints: [
-          { address: "10.0.0.1:80", instanceId: "a1", health: HealthStatus.HEALTHY, weight: 30 },
-          { address: "10.0.0.2:80", instanceId: "a2", health: HealthStatus.HEALTHY, weight: 20 },
-        ],
-      },
-      {
-        locality: "eu-west/eu-west-1b",
-        weight: effectiveWeight(warming) + 7,
-        priority: 0,
-        endpoints: [
-          { address: "10.0.0.3:80", instanceId: "b1", health: HealthStatus.HEALTHY, weight: effectiveWeight(warming) },
-          { address: "10.0.0.4:80", instanceId: "b2", health: HealthStatus.HEALTHY, weight: 7 },
-        ],
-      },
+      { locality: "eu-west/eu-west-1a", weight: 3000, priority: 0, endpoints: [{ address: "10.0.0.1:80", instanceId: "a1", health: HealthStatus.HEALTHY, weight: 3000 }] },
+      { locality: "eu-west/eu-west-1a", weight: 2000, priority: 0, endpoints: [{ address: "10.0.0.2:80", instanceId: "a2", health: HealthStatus.HEALTHY, weight: 2000 }] },
+      { locality: "eu-west/eu-west-1b", weight: warmingWeight, priority: 0, endpoints: [{ address: "10.0.0.3:80", instanceId: "b1", health: HealthStatus.HEALTHY, weight: warmingWeight }] },
+      { locality: "eu-west/eu-west-1b", weight: 100, priority: 0, endpoints: [{ address: "10.0.0.4:80", instanceId: "b2", health: HealthStatus.HEALTHY, weight: 100 }] },
     ]);
+  });
+
+  it("keeps warm-up steps of a weight-1 instance distinct and never sends weight 0", () => {
+    expect(edsWeight(1)).toBe(100);
+    expect(edsWeight(0.1)).toBe(10);
+    expect(edsWeight(0.125)).toBe(13);
+    expect(edsWeight(0.001)).toBe(1);
   });
 
   it.each([
     ["unhealthy", unhealthy],
     ["stale", stale],
     ["degraded", degraded],
-  ] as const)("lists a %s instance UNHEALTHY and leaves its weight out of the locality's", (_, make) => {
+  ] as const)("lists a %s instance UNHEALTHY at weight 1 (listed, never picked)", (_, make) => {
     const down = make({ instanceId: "down", endpoint: "10.0.0.9:80", weight: 40 });
     expect(isRoutable(down)).toBe(false);
     if (make === degraded) expect(down.healthy && !down.stale).toBe(true);
     const up = healthy({ instanceId: "up", endpoint: "10.0.0.1:80", weight: 10 });
     const { assignment } = buildLoadAssignment("checkout", [up, down]);
-    const [locality] = localities(assignment);
-    expect(localities(assignment)).toHaveLength(1);
-    expect(locality!.weight).toBe(10);
-    expect(locality!.endpoints.map((e) => [e.instanceId, e.health])).toEqual([
-      ["down", HealthStatus.UNHEALTHY],
-      ["up", HealthStatus.HEALTHY],
+    expect(localities(assignment).map((l) => [l.endpoints[0]!.instanceId, l.weight, l.endpoints[0]!.health])).toEqual([
+      ["down", 1, HealthStatus.UNHEALTHY],
+      ["up", 1000, HealthStatus.HEALTHY],
     ]);
-  });
-
-  it("omits a locality without a routable instance", () => {
-    const records = [
-      healthy({ instanceId: "a", endpoint: "10.0.0.1:80", zone: "eu-west-1a" }),
-      unhealthy({ instanceId: "b", endpoint: "10.0.0.2:80", zone: "eu-west-1b" }),
-      stale({ instanceId: "c", endpoint: "10.0.0.3:80", zone: "eu-west-1b" }),
-    ];
-    const { assignment, skipped } = buildLoadAssignment("checkout", records);
-    expect(localities(assignment).map((l) => l.locality)).toEqual(["eu-west/eu-west-1a"]);
-    expect(skipped).toEqual([]);
   });
 
   it("serves IPv4 and IPv6 endpoints and skips hostnames as not_ip", () => {
@@ -226,21 +236,25 @@ describe("buildLoadAssignment", () => {
       healthy({ instanceId: "named", endpoint: "checkout-0.internal:8080" }),
     ];
     const { assignment, skipped } = buildLoadAssignment("checkout", records);
-    expect(localities(assignment)[0]!.endpoints.map((e) => e.address)).toEqual(["10.0.0.1:8080", "2001:db8::7:8443"]);
+    expect(localities(assignment).map((l) => l.endpoints[0]!.address)).toEqual(["10.0.0.1:8080", "2001:db8::7:8443"]);
     expect(skipped).toEqual([{ instanceId: "named", endpoint: "checkout-0.internal:8080", reason: "not_ip" }]);
   });
 
-  it("skips a later instance with the same ip:port as duplicate_address, in any zone", () => {
+  it("serves one of several instances on one ip:port (the latest registered) and skips the others as duplicate_address", () => {
     const records = [
       healthy({ instanceId: "b", endpoint: "10.0.0.1:80", zone: "eu-west-1b" }),
       healthy({ instanceId: "a", endpoint: "10.0.0.1:80", zone: "eu-west-1a" }),
       healthy({ instanceId: "c", endpoint: "10.0.0.1:81", zone: "eu-west-1a" }),
+      healthy({ instanceId: "v6", endpoint: "[2001:db8::1]:80" }),
+      healthy({ instanceId: "v6-long", endpoint: "[2001:db8:0:0::1]:80" }),
     ];
     const { assignment, skipped } = buildLoadAssignment("checkout", records);
-    expect(skipped).toEqual([{ instanceId: "b", endpoint: "10.0.0.1:80", reason: "duplicate_address" }]);
-    expect(localities(assignment)).toEqual([
-      expect.objectContaining({ locality: "eu-west/eu-west-1a", endpoints: [expect.objectContaining({ instanceId: "a" }), expect.objectContaining({ instanceId: "c" })] }),
+    // Equal registration times: the lower id is kept; IPv6 spellings of one address are one address.
+    expect(skipped).toEqual([
+      { instanceId: "b", endpoint: "10.0.0.1:80", reason: "duplicate_address" },
+      { instanceId: "v6-long", endpoint: "[2001:db8:0:0::1]:80", reason: "duplicate_address" },
     ]);
+    expect(localities(assignment).map((l) => l.endpoints[0]!.instanceId)).toEqual(["a", "c", "v6"]);
   });
 
   it("does not let an unroutable instance shadow a routable one registered at the same address", () => {
@@ -266,7 +280,7 @@ describe("buildLoadAssignment", () => {
       ["no priorities when only the client's region is served", [eu, eu2], "eu-west", [["eu-west/eu-west-1a", 0], ["eu-west/eu-west-1b", 0]]],
       ["no priorities when the client's region is not served", [eu, us], "ap-south", [["eu-west/eu-west-1a", 0], ["us-east/us-east-1a", 0]]],
       ["no priorities without a client region", [eu, us], undefined, [["eu-west/eu-west-1a", 0], ["us-east/us-east-1a", 0]]],
-      ["no priorities when the client's region has no routable instance", [euDown, us], "eu-west", [["us-east/us-east-1a", 0]]],
+      ["no priorities when the client's region has no routable instance", [euDown, us], "eu-west", [["eu-west/eu-west-1a", 0], ["us-east/us-east-1a", 0]]],
     ] as const)("%s", (_, records, region, expected) => {
       const { assignment } = buildLoadAssignment("checkout", records, region);
       expect(localities(assignment).map((l) => [l.locality, l.priority])).toEqual(expected);
@@ -288,6 +302,6 @@ describe("buildLoadAssignment", () => {
     expect(new Set(bytes).size).toBe(1);
     expect(built[1]!.skipped).toEqual(built[0]!.skipped);
     expect(built[2]!.skipped).toEqual(built[0]!.skipped);
-    expect(localities(built[0]!.assignment).map((l) => l.locality)).toEqual(["eu-west/eu-west-1a", "eu-west/eu-west-1b", "us-east/us-east-1a"]);
+    expect(built[0]!.assignment.endpoints.map((l) => l.locality?.subZone)).toEqual(["a", "b", "c", "d"]); // e shares a's address
   });
 });
