@@ -191,9 +191,24 @@ function readBody(req: Request, maxBytes: number): Promise<Buffer | undefined> {
  */
 function decodeRequest(body: Buffer, encoding: Encoding): ExportTraceServiceRequest {
   if (encoding === "application/x-protobuf") return fromBinary(ExportTraceServiceRequestSchema, body);
-  const json: unknown = JSON.parse(body.toString("utf8"));
+  const json: unknown = JSON.parse(quoteNanoTimes(body.toString("utf8")));
   hexIdsToBase64(json);
   return fromJson(ExportTraceServiceRequestSchema, json as JsonValue, { ignoreUnknownFields: true });
+}
+
+/**
+ * Nanosecond timestamps (`startTimeUnixNano`, `endTimeUnixNano`,
+ * `timeUnixNano`, in either JSON name) written as bare JSON numbers, e.g.
+ * 1700000000123456789: OTLP/JSON says strings, but the protobuf JSON mapping
+ * accepts numbers and some exporters send them. `JSON.parse` would round them
+ * to a double (~256 ns steps today), so they are quoted in the text first.
+ * Only a key in quotes, not escaped inside a string, followed by an integer.
+ */
+const bareNanoTime =
+  /((?<!\\)"(?:startTimeUnixNano|endTimeUnixNano|timeUnixNano|start_time_unix_nano|end_time_unix_nano|time_unix_nano)"\s*:\s*)(\d+)(?=\s*[,}\]])/g;
+
+function quoteNanoTimes(text: string): string {
+  return text.replace(bareNanoTime, '$1"$2"');
 }
 
 /**

@@ -241,6 +241,30 @@ describe("OTLP/HTTP POST /v1/traces", () => {
     expect(child).toMatchObject({ spanId: spanHex(2), parentSpanId: spanHex(1), kind: "producer" });
   });
 
+  it("keeps nanosecond times sent as bare JSON numbers exact (JSON.parse alone would round them)", async () => {
+    const start = 1_700_000_000_123_456_789n;
+    const end = start + 987_654_321n;
+    expect(BigInt(Number(start))).not.toBe(start); // a double cannot hold it
+    const text = JSON.stringify(
+      jsonRequest(
+        jsonSpan(1, {
+          startTimeUnixNano: "START",
+          endTimeUnixNano: "END",
+          events: [{ timeUnixNano: "EVENT", name: "retry" }],
+          attributes: [{ key: "note", value: { stringValue: '{"timeUnixNano": 5}' } }],
+        }),
+      ),
+    )
+      .replace('"START"', String(start))
+      .replace('"END"', ` ${end} `)
+      .replace('"EVENT"', String(start + 1n));
+    const response = await postJson(text);
+    expect(response.status).toBe(200);
+    const [span] = store.traceSpans(traceHex);
+    expect(span).toMatchObject({ startTimeNs: start, endTimeNs: end, tags: { note: '{"timeUnixNano": 5}' } });
+    expect(span!.logs[0]!.timeNs).toBe(start + 1n);
+  });
+
   it("answers a partial success in JSON", async () => {
     const response = await postJson(jsonRequest(jsonSpan(1), jsonSpan(2, { spanId: "0102" })));
     expect(response.status).toBe(200);
