@@ -97,12 +97,27 @@ export function spansFromExportRequest(request: ExportTraceServiceRequest): Otlp
         } catch (error) {
           if (!(error instanceof InvalidFieldError)) throw error;
           rejected++;
-          if (reasons.length < maxReportedReasons) reasons.push(error.message);
+          if (reasons.length < maxReportedReasons) reasons.push(inOtlpTerms(error.message));
         }
       });
     });
   });
   return rejected === 0 ? { spans, rejected } : { spans, rejected, errorMessage: summarizeRejections(reasons, rejected) };
+}
+
+/** Our span field names as an OTLP exporter knows them (the span validation speaks ours). */
+const otlpFieldNames: Readonly<Record<string, string>> = {
+  start_time: "start_time_unix_nano",
+  end_time: "end_time_unix_nano",
+  operation_name: "name",
+  tags: "attributes",
+  logs: "events",
+};
+const ourFieldNames = new RegExp(`\\b(?:${Object.keys(otlpFieldNames).join("|")})\\b`, "g");
+
+/** A validation message with our span field names replaced by OTLP's (`end_time` → `end_time_unix_nano`). */
+function inOtlpTerms(message: string): string {
+  return message.replace(ourFieldNames, (name) => otlpFieldNames[name] ?? name);
 }
 
 /**

@@ -166,7 +166,7 @@ describe("OTLP/HTTP POST /v1/traces over the real port", () => {
         partialSuccess: {
           rejectedSpans: "1",
           errorMessage:
-            "resource_spans[0].scope_spans[0].spans[1].end_time must not be before start_time, " +
+            "resource_spans[0].scope_spans[0].spans[1].end_time_unix_nano must not be before start_time_unix_nano, " +
             "got end 1700000000000000499 ns < start 1700000000000000500 ns",
         },
       });

@@ -475,7 +475,7 @@ describe("OTLP/gRPC partial success through the generated TraceService client", 
     );
     expect(res.partialSuccess?.rejectedSpans).toBe(2n);
     expect(res.partialSuccess?.errorMessage).toBe(
-      "resource_spans[0].scope_spans[0].spans[1].end_time must not be before start_time, " +
+      "resource_spans[0].scope_spans[0].spans[1].end_time_unix_nano must not be before start_time_unix_nano, " +
         "got end 1700000000000000499 ns < start 1700000000000000500 ns; " +
         `trace ${hex(full)} is full: it holds the maximum of 1 spans`,
     );

@@ -108,7 +108,7 @@ describe("exportSpans (shared by gRPC Export and OTLP/HTTP)", () => {
     // 1 invalid; 5 valid of which 3 fit the trace and 2 are dropped as trace_full.
     expect(response.partialSuccess?.rejectedSpans).toBe(3n);
     expect(response.partialSuccess?.errorMessage).toMatch(
-      /^resource_spans\[0\]\.scope_spans\[0\]\.spans\[1\] is missing required fields: operation_name; trace 4bf92f3577b34da6a3ce929d0e0e4736 .*full.* \(and 1 more rejected spans\)$/,
+      /^resource_spans\[0\]\.scope_spans\[0\]\.spans\[1\] is missing required fields: name; trace 4bf92f3577b34da6a3ce929d0e0e4736 .*full.* \(and 1 more rejected spans\)$/,
     );
     expect(store.traceRecord(traceHex)?.spanCount).toBe(maxSpansPerTrace);
   });

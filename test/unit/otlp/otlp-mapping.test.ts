@@ -293,14 +293,14 @@ describe("spansFromExportRequest", () => {
       ["an all-zero span_id", { spanId: new Uint8Array(8) }, `${field}.span_id must not be all zeros`],
       ["a 4-byte parent_span_id", { parentSpanId: bytes("01020304") }, `${field}.parent_span_id must be 8 bytes, got 4`],
       ["a parent_span_id equal to span_id", { parentSpanId: bytes(spanHex) }, `${field}.parent_span_id must differ from span_id`],
-      ["an empty name", { name: "" }, `${field} is missing required fields: operation_name`],
-      ["no start time", { startTimeUnixNano: 0n }, `${field} is missing required fields: start_time`],
-      ["no times", { startTimeUnixNano: 0n, endTimeUnixNano: 0n }, "missing required fields: start_time, end_time"],
-      ["an end before the start", { endTimeUnixNano: startNs - 1n }, `${field}.end_time must not be before start_time`],
-      ["a start past int64", { startTimeUnixNano: 2n ** 63n, endTimeUnixNano: 2n ** 63n }, `${field}.start_time must be 1..`],
+      ["an empty name", { name: "" }, `${field} is missing required fields: name`],
+      ["no start time", { startTimeUnixNano: 0n }, `${field} is missing required fields: start_time_unix_nano`],
+      ["no times", { startTimeUnixNano: 0n, endTimeUnixNano: 0n }, "missing required fields: start_time_unix_nano, end_time_unix_nano"],
+      ["an end before the start", { endTimeUnixNano: startNs - 1n }, `${field}.end_time_unix_nano must not be before start_time_unix_nano`],
+      ["a start past int64", { startTimeUnixNano: 2n ** 63n, endTimeUnixNano: 2n ** 63n }, `${field}.start_time_unix_nano must be 1..`],
       ["an unknown kind", { kind: 9 as Span_SpanKind }, `${field}.kind must be a known SpanKind, got 9`],
       ["an unknown status code", { status: { code: 7 as Status_StatusCode } }, `${field}.status.code must be a known StatusCode, got 7`],
-      ["a name over the limit", { name: "n".repeat(spanInputLimits.maxOperationNameChars + 1) }, `${field}.operation_name must be at most`],
+      ["a name over the limit", { name: "n".repeat(spanInputLimits.maxOperationNameChars + 1) }, `${field}.name must be at most`],
     ])("rejects %s", (_name, overrides, reason) => {
       const result = spansFromExportRequest(request([otlpSpan(overrides)]));
       expect(result.spans).toEqual([]);
@@ -321,7 +321,7 @@ describe("spansFromExportRequest", () => {
       expect(result.spans.map((s) => s.spanId)).toEqual(["0000000000000001", "0000000000000002", "0000000000000003"]);
       expect(result.rejected).toBe(2);
       expect(result.errorMessage).toBe(
-        "resource_spans[0].scope_spans[0].spans[1] is missing required fields: operation_name; " +
+        "resource_spans[0].scope_spans[0].spans[1] is missing required fields: name; " +
           "resource_spans[0].scope_spans[1].spans[0].trace_id must be 16 bytes, got 1",
       );
     });
