@@ -188,10 +188,12 @@ export function resolveConfig(flags: Readonly<Record<string, string | undefined>
 /** The `--help` text of `latticeforge serve`: every flag with its variable and default. */
 export function serveHelp(): string {
   const lines = ["Usage: latticeforge serve [flags]", "", "Flags (each also settable by its environment variable):"];
-  for (const option of configOptions) {
+  const flags = configOptions.map((option) => `  --${option.flag} <value>`);
+  const width = Math.max(...flags.map((flag) => flag.length)) + 2;
+  configOptions.forEach((option, i) => {
     const def = option.defaultValue === undefined ? "" : ` (default ${option.defaultValue})`;
-    lines.push(`  --${option.flag} <value>`.padEnd(32) + `${option.env}${def}`);
-    lines.push(" ".repeat(32) + option.description);
-  }
+    lines.push(flags[i]!.padEnd(width) + `${option.env}${def}`);
+    lines.push(" ".repeat(width) + option.description);
+  });
   return lines.join("\n");
 }

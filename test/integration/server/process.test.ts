@@ -119,6 +119,9 @@ describe("latticeforge serve as a process", () => {
     let out = "";
     proc.child.stdout.on("data", (c: Buffer) => (out += c.toString()));
     await new Promise((r) => setTimeout(r, 50));
-    expect(proc.logs.map((l) => l.msg).join("\n") + out).toContain("LATTICEFORGE_DURABILITY (default full)");
+    const help = proc.logs.map((l) => l.msg).join("\n") + out;
+    expect(help).toContain("LATTICEFORGE_DURABILITY (default full)");
+    // The longest flag still leaves a gap before its variable.
+    expect(help).toMatch(/--health-latency-target <value> {2,}LATTICEFORGE_HEALTH_LATENCY_TARGET \(default 250\)/);
   });
 });
