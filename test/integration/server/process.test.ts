@@ -7,8 +7,10 @@ import { afterEach, describe, expect, it } from "vitest";
 import { GrpcConnection } from "../../../client/grpc-client.js";
 import { Health, HealthCheckResponse_ServingStatus as Status } from "../../../gen/grpc/health/v1/health_pb.js";
 import { ServerReflection } from "../../../gen/grpc/reflection/v1/reflection_pb.js";
+import { MirrorService } from "../../../gen/latticeforge/mirror/v1/mirror_pb.js";
 import { openDatabase, closeDatabase } from "../../../server/store/database.js";
 import { migrations } from "../../../server/store/migrations.js";
+import { callOptions, capture, mirrorConfig } from "../../fixtures/mirror.js";
 import { spawnCli, startServerProcess } from "../../fixtures/server-process.js";
 import { nextWithin, within } from "../../fixtures/streams.js";
 
@@ -55,26 +57,65 @@ describe("latticeforge serve as a process", () => {
     closeDatabase(reopened);
   });
 
-  it("exits at once on a second signal while the shutdown waits for an in-flight call", async () => {
+  it("ends streams idle between requests (bidi and client streaming) with UNAVAILABLE at once on SIGTERM", async () => {
     const server = await startServerProcess(["--db", ":memory:", "--shutdown-timeout", "60"]);
     const conn = new GrpcConnection({ address: server.grpc });
     let finishRequests = (): void => undefined;
-    async function* requests() {
+    const idle = new Promise<void>((resolve) => (finishRequests = resolve));
+    async function* reflectionRequests() {
       yield { messageRequest: { case: "listServices" as const, value: "" } };
-      await new Promise<void>((resolve) => (finishRequests = resolve)); // never half-closes
+      await idle; // never half-closes
+    }
+    async function* captures() {
+      yield { capture: capture("idle-1") };
+      await idle; // never half-closes
     }
     try {
-      const stream = conn.client(ServerReflection).serverReflectionInfo(requests(), { timeoutMs: 30_000 })[Symbol.asyncIterator]();
-      expect((await nextWithin(stream)).value?.messageResponse.case).toBe("listServicesResponse");
+      const mirror = conn.client(MirrorService);
+      await mirror.addMirror({ mirror: mirrorConfig("idle", "http://127.0.0.1:9") }, callOptions);
+      const reflection = conn.client(ServerReflection).serverReflectionInfo(reflectionRequests(), { timeoutMs: 30_000 })[Symbol.asyncIterator]();
+      expect((await nextWithin(reflection)).value?.messageResponse.case).toBe("listServicesResponse");
+      const captureStream = mirror.captureStream(captures(), { timeoutMs: 30_000 }).then(
+        () => "ok",
+        (error: unknown) => (error instanceof ConnectError ? error.code : error),
+      );
+      await expect.poll(async () => Number((await mirror.stats({}, callOptions)).mirrors.find((m) => m.mirrorId === "idle")?.captured ?? 0), { timeout: 5000 }).toBe(1);
+
+      const signalledAt = Date.now();
+      server.child.kill("SIGTERM");
+      const ended = await nextWithin(reflection, 5000).then(
+        () => "no error",
+        (error: unknown) => (error instanceof ConnectError ? error.code : error),
+      );
+      expect(ended).toBe(Code.Unavailable);
+      expect(await within(captureStream, 5000, "CaptureStream to end")).toBe(Code.Unavailable);
+      expect(await within(server.exited, 10_000, "exit")).toBe(0);
+      expect(Date.now() - signalledAt).toBeLessThan(10_000); // not the 60 s --shutdown-timeout
+      expect(server.logs.map((l) => l.msg)).toContain("shutdown: complete");
+    } finally {
+      finishRequests();
+      conn.close();
+    }
+  });
+
+  it("exits at once on a second signal while the shutdown waits for an in-flight call", async () => {
+    const server = await startServerProcess(["--db", ":memory:", "--shutdown-timeout", "60"]);
+    // An OTLP/HTTP upload that never finishes its body: an in-flight call the shutdown waits for.
+    const [host, port] = server.http.replace(/^http:\/\//, "").split(":") as [string, string];
+    const upload = net.connect(Number(port), host);
+    try {
+      await new Promise<void>((resolve, reject) => upload.once("connect", resolve).once("error", reject));
+      upload.write("POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: 1000\r\n\r\n\x0a");
+      await new Promise((resolve) => setTimeout(resolve, 200));
       server.child.kill("SIGTERM");
       await expect.poll(() => server.logs.some((l) => l.msg === "shutdown: refusing new calls, ending open streams with UNAVAILABLE"), { timeout: 5000 }).toBe(true);
+      await new Promise((resolve) => setTimeout(resolve, 300));
       expect(server.logs.some((l) => l.msg === "shutdown: complete")).toBe(false);
       server.child.kill("SIGTERM");
       expect(await within(server.exited, 5000, "exit after the second signal")).toBe(1);
       expect(server.logs.map((l) => l.msg)).toContain("second signal: exiting without finishing the shutdown");
     } finally {
-      finishRequests();
-      conn.close();
+      upload.destroy();
     }
   });
 
