@@ -81,7 +81,7 @@ function adapt(method: DescMethod, handler: AnyFn, shutdownSignal: AbortSignal):
     case "client_streaming":
       return ((call: GrpcCall & Readable, callback: sendUnaryData<unknown>) => {
         const ctx = new GrpcHandlerContext(call, method, shutdownSignal);
-        respondOnce(invoke(handler, requestsOf(call, ctx.signal), ctx), ctx, call, output, callback);
+        respondOnce(invoke(handler, requestsOf(call), ctx), ctx, call, output, callback);
       }) as UntypedHandleCall;
     case "server_streaming":
       return ((call: ServerWritableStream<unknown, unknown> & { request: unknown }) => {
@@ -91,7 +91,7 @@ function adapt(method: DescMethod, handler: AnyFn, shutdownSignal: AbortSignal):
     case "bidi_streaming":
       return ((call: ServerWritableStream<unknown, unknown> & Readable) => {
         const ctx = new GrpcHandlerContext(call, method, shutdownSignal);
-        void pumpResponses(handler(requestsOf(call, ctx.signal), ctx) as AsyncIterable<unknown>, ctx, call, output);
+        void pumpResponses(handler(requestsOf(call), ctx) as AsyncIterable<unknown>, ctx, call, output);
       }) as UntypedHandleCall;
   }
 }
@@ -106,58 +106,12 @@ function invoke(handler: AnyFn, input: unknown, ctx: HandlerContext): unknown {
 }
 
 /**
- * The request stream of a call.
- * - Node's default readable iterator destroys the stream when the loop
- *   ends, which for a bidi call would also destroy the response side before
- *   its status is sent; this one leaves it open.
- * - When the call's signal aborts (cancel, deadline, shutdown), a read
- *   waiting for the next request rejects with the signal's reason, so a
- *   handler blocked between requests (an idle CaptureStream, a reflection
- *   stream) ends at once — at shutdown with UNAVAILABLE — instead of holding
- *   the shutdown until `--shutdown-timeout` forces it.
+ * The request stream of a call. Node's default readable iterator destroys the
+ * stream when the loop ends, which for a bidi call would also destroy the
+ * response side before its status is sent; this one leaves it open.
  */
-function requestsOf(call: Readable, signal: AbortSignal): AsyncIterable<unknown> {
-  return {
-    [Symbol.asyncIterator](): AsyncIterator<unknown> {
-      const inner = call.iterator({ destroyOnReturn: false });
-      let waiting: { readonly reject: (reason: unknown) => void } | undefined;
-      const onAbort = (): void => {
-        const read = waiting;
-        waiting = undefined;
-        read?.reject(signal.reason);
-      };
-      signal.addEventListener("abort", onAbort, { once: true });
-      const release = (): void => signal.removeEventListener("abort", onAbort);
-      return {
-        next() {
-          if (signal.aborted) {
-            release();
-            return Promise.reject(signal.reason);
-          }
-          return new Promise((resolve, reject) => {
-            const read = { reject };
-            waiting = read;
-            inner.next().then(
-              (result) => {
-                if (waiting === read) waiting = undefined;
-                if (result.done === true) release();
-                resolve(result);
-              },
-              (error: unknown) => {
-                if (waiting === read) waiting = undefined;
-                release();
-                reject(error);
-              },
-            );
-          });
-        },
-        return(value?: unknown) {
-          release();
-          return inner.return?.(value) ?? Promise.resolve({ done: true, value });
-        },
-      };
-    },
-  };
+function requestsOf(call: Readable): AsyncIterable<unknown> {
+  return { [Symbol.asyncIterator]: () => call.iterator({ destroyOnReturn: false }) };
 }
 
 function respondOnce(

@@ -4,6 +4,7 @@ import type { Logger } from "../observability/logger.js";
 import type { ServerMetrics } from "../observability/metrics.js";
 import type { ServiceRegistration } from "../rpc/service-registration.js";
 import { extractTraceContext } from "../../client/trace-context.js";
+import { abortableRequests } from "./abortable-requests.js";
 import { peerKey } from "./call-context.js";
 import { toConnectError } from "./error-mapping.js";
 
@@ -37,7 +38,9 @@ const grpcTypeByKind: Record<DescMethod["methodKind"], GrpcType> = {
  * Wraps every handler of a service with the edge's cross-cutting concerns,
  * once for both transports: metrics, one log line per RPC (debug) and per
  * failure (warn; error with stack for handler bugs), mapping of thrown domain
- * errors to gRPC statuses, and UNAVAILABLE for streams ended by shutdown.
+ * errors to gRPC statuses, UNAVAILABLE for streams ended by shutdown, and
+ * request streams that stop waiting when the call ends (see
+ * `abortableRequests`).
  *
  * Statistics objects are bound when the service is wrapped, so a call costs
  * a few plain increments and one clock read at each end.
@@ -48,7 +51,13 @@ export function instrumentService(registration: ServiceRegistration, options: In
   for (const method of registration.service.methods) {
     const handler = source[method.localName];
     if (handler === undefined) continue;
-    const bound = handler.bind(registration.impl);
+    const called = handler.bind(registration.impl);
+    // Streaming requests stop waiting when the call ends or shutdown begins (both ports).
+    const bound: AnyFn =
+      method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming"
+        ? (input, ctx) =>
+            called(abortableRequests(input as AsyncIterable<unknown>, ctx.signal, options.shutdownSignal, shuttingDownMessage), ctx)
+        : called;
     impl[method.localName] =
       method.methodKind === "unary" || method.methodKind === "client_streaming"
         ? wrapSingleResponse(method, bound, options)
