@@ -116,18 +116,9 @@ export interface TracingMetricsSource {
  * ingest outcome, pruned traces, the anomaly revision and anomaly watchers.
  */
 export function registerTracingMetrics(registry: Registry, source: TracingMetricsSource): void {
-  new Counter({
-    name: "latticeforge_tracing_spans_total",
-    help: "Spans received by ingest outcome: ingested, duplicate, or dropped (trace full or expired).",
-    labelNames: ["outcome"],
-    registers: [registry],
-    collect() {
-      const { ingested, duplicates, dropped } = source.spans();
-      this.reset();
-      this.inc({ outcome: "ingested" }, ingested);
-      this.inc({ outcome: "duplicate" }, duplicates);
-      this.inc({ outcome: "dropped" }, dropped);
-    },
+  scrapedCounter(registry, "latticeforge_tracing_spans_total", "Spans received by ingest outcome: ingested, duplicate, or dropped (trace full or expired).", "outcome", () => {
+    const { ingested, duplicates, dropped } = source.spans();
+    return { ingested, duplicate: duplicates, dropped };
   });
   new Counter({
     name: "latticeforge_tracing_pruned_traces_total",
@@ -178,27 +169,41 @@ export interface XdsMetricsSource {
  */
 export function registerXdsMetrics(registry: Registry, source: XdsMetricsSource): void {
   scrapedGauge(registry, "latticeforge_xds_streams", "Open ADS streams (connected xDS clients).", source.streams);
-  const perType = (name: string, help: string, pick: (c: ReturnType<XdsMetricsSource["counters"]>) => Readonly<Record<string, number>>): void => {
-    new Counter({
-      name,
-      help,
-      labelNames: ["type"],
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const [type, value] of Object.entries(pick(source.counters()))) this.inc({ type }, value);
-      },
-    });
-  };
-  perType("latticeforge_xds_responses_total", "DiscoveryResponses sent, by resource type.", (c) => c.responses);
-  perType("latticeforge_xds_acks_total", "Responses clients accepted (ACK), by resource type.", (c) => c.acks);
-  perType("latticeforge_xds_nacks_total", "Responses clients rejected (NACK), by resource type; they keep their last accepted config.", (c) => c.nacks);
+  scrapedCounter(registry, "latticeforge_xds_responses_total", "DiscoveryResponses sent, by resource type.", "type", () => source.counters().responses);
+  scrapedCounter(registry, "latticeforge_xds_acks_total", "Responses clients accepted (ACK), by resource type.", "type", () => source.counters().acks);
+  scrapedCounter(
+    registry,
+    "latticeforge_xds_nacks_total",
+    "Responses clients rejected (NACK), by resource type; they keep their last accepted config.",
+    "type",
+    () => source.counters().nacks,
+  );
   scrapedGauge(
     registry,
     "latticeforge_xds_skipped_endpoints",
     "Instances left out of served EDS load assignments: endpoint host not an IP address, or an address another instance has.",
     source.skippedEndpoints,
   );
+}
+
+/** A counter with one label whose totals (label value → total since start) are read at scrape time. */
+function scrapedCounter(
+  registry: Registry,
+  name: string,
+  help: string,
+  label: string,
+  read: () => Readonly<Record<string, number>>,
+): void {
+  new Counter({
+    name,
+    help,
+    labelNames: [label],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [value, total] of Object.entries(read())) this.inc({ [label]: value }, total);
+    },
+  });
 }
 
 /** A gauge whose value is read at scrape time. */

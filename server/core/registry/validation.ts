@@ -118,13 +118,23 @@ function checkName(value: string, field: string): void {
  */
 function validateEndpoint(endpoint: string, field: string): void {
   if (endpoint === "") throw new InvalidFieldError(field, "must not be empty");
-  const colon = endpoint.lastIndexOf(":");
-  if (colon < 0) throw new InvalidFieldError(field, `must be host:port, got ${quote(endpoint)}`);
-  checkHost(endpoint.slice(0, colon), field);
-  const port = endpoint.slice(colon + 1);
+  const parts = splitHostPort(endpoint);
+  if (parts === undefined) throw new InvalidFieldError(field, `must be host:port, got ${quote(endpoint)}`);
+  checkHost(parts.host, field);
+  const { port } = parts;
   if (!portPattern.test(port) || Number(port) > 65_535) {
     throw new InvalidFieldError(field, `port must be 1..65535, got ${quote(port)}`);
   }
+}
+
+/**
+ * An endpoint split at its last colon into host (an IPv6 host keeps its
+ * brackets) and port text, or undefined without a colon. No checks: see
+ * {@link validateInstanceInput} for the rules.
+ */
+export function splitHostPort(endpoint: string): { readonly host: string; readonly port: string } | undefined {
+  const colon = endpoint.lastIndexOf(":");
+  return colon < 0 ? undefined : { host: endpoint.slice(0, colon), port: endpoint.slice(colon + 1) };
 }
 
 function checkHost(host: string, field: string): void {

@@ -25,7 +25,7 @@ import { RouterSchema } from "../../../gen/envoy/extensions/filters/http/router/
 import { HttpConnectionManagerSchema } from "../../../gen/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager_pb.js";
 import { effectiveWeight, isRoutable, type InstanceRecord } from "../registry/model.js";
 import { compareText } from "../registry/ordering.js";
-import { isValidServiceName } from "../registry/validation.js";
+import { isValidServiceName, splitHostPort } from "../registry/validation.js";
 
 /** The four resource kinds served per registry service, in the order a client resolves them. */
 export type XdsResourceKind = "listener" | "route" | "cluster" | "endpoint";
@@ -34,12 +34,12 @@ export type XdsResourceKind = "listener" | "route" | "cluster" | "endpoint";
 export const xdsResourceKinds: readonly XdsResourceKind[] = ["listener", "route", "cluster", "endpoint"];
 
 /** The message type of each kind's resources. */
-export const resourceSchemas: Readonly<Record<XdsResourceKind, DescMessage>> = {
+export const resourceSchemas = {
   listener: ListenerSchema,
   route: RouteConfigurationSchema,
   cluster: ClusterSchema,
   endpoint: ClusterLoadAssignmentSchema,
-};
+} as const satisfies Readonly<Record<XdsResourceKind, DescMessage>>;
 
 /** The xDS v3 type URL of each kind (`type.googleapis.com/` and the message's full name). */
 export const typeUrls: Readonly<Record<XdsResourceKind, string>> = Object.fromEntries(
@@ -161,11 +161,10 @@ export interface LoadAssignment {
 
 /** An IP endpoint split into address and port; undefined when the host is not an IP literal. */
 export function ipEndpoint(endpoint: string): { readonly address: string; readonly port: number } | undefined {
-  const colon = endpoint.lastIndexOf(":");
-  if (colon < 0) return undefined;
-  let host = endpoint.slice(0, colon);
-  if (host.startsWith("[") && host.endsWith("]")) host = host.slice(1, -1);
-  const port = Number(endpoint.slice(colon + 1));
+  const parts = splitHostPort(endpoint);
+  if (parts === undefined) return undefined;
+  const host = parts.host.startsWith("[") && parts.host.endsWith("]") ? parts.host.slice(1, -1) : parts.host;
+  const port = Number(parts.port);
   if (isIP(host) === 0 || !Number.isInteger(port) || port < 1 || port > 65_535) return undefined;
   return { address: host, port };
 }

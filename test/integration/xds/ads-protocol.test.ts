@@ -3,160 +3,35 @@
  * stale nonces, wildcards, reconnects, ListClients and shutdown, asserted on
  * the DiscoveryResponses themselves.
  */
-import { create, toBinary, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import { toBinary, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import { AnySchema, anyPack, anyUnpack, type Any } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ClusterSchema } from "../../../gen/envoy/config/cluster/v3/cluster_pb.js";
-import { ClusterLoadAssignmentSchema, type ClusterLoadAssignment } from "../../../gen/envoy/config/endpoint/v3/endpoint_pb.js";
+import type { ClusterLoadAssignment } from "../../../gen/envoy/config/endpoint/v3/endpoint_pb.js";
 import { ListenerSchema } from "../../../gen/envoy/config/listener/v3/listener_pb.js";
 import { RouteConfigurationSchema } from "../../../gen/envoy/config/route/v3/route_pb.js";
 import { AggregatedDiscoveryService } from "../../../gen/envoy/service/discovery/v3/ads_pb.js";
-import type { NodeSchema } from "../../../gen/envoy/config/core/v3/base_pb.js";
-import {
-  DiscoveryRequestSchema,
-  type DeltaDiscoveryRequestSchema,
-  type DiscoveryRequest,
-  type DiscoveryResponse,
-} from "../../../gen/envoy/service/discovery/v3/discovery_pb.js";
-import type { StatusSchema } from "../../../gen/google/rpc/status_pb.js";
+import type { DeltaDiscoveryRequestSchema, DiscoveryResponse } from "../../../gen/envoy/service/discovery/v3/discovery_pb.js";
 import { RegistryService } from "../../../gen/latticeforge/registry/v1/registry_pb.js";
 import { XdsAdminService, type ListClientsResponse, type Subscription } from "../../../gen/latticeforge/xds/v1/xds_pb.js";
-import { buildCluster, buildListener, buildRouteConfiguration, typeUrls, type XdsResourceKind } from "../../../server/core/xds/resources.js";
+import {
+  buildCluster,
+  buildListener,
+  buildRouteConfiguration,
+  resourceSchemas,
+  typeUrls,
+  type XdsResourceKind,
+} from "../../../server/core/xds/resources.js";
+import { AdsStream, RequestQueue, type DiscoveryRequestInit } from "../../fixtures/ads-stream.js";
 import { startTestControlPlane, type TestControlPlane } from "../../fixtures/control-plane.js";
 import { instance } from "../../fixtures/registry.js";
 import { nextWithin } from "../../fixtures/streams.js";
 
-/** The DiscoveryRequest fields these tests set. */
-interface DiscoveryRequestInit {
-  readonly typeUrl: string;
-  readonly versionInfo?: string;
-  readonly responseNonce?: string;
-  readonly resourceNames?: string[];
-  readonly node?: MessageInitShape<typeof NodeSchema>;
-  readonly errorDetail?: MessageInitShape<typeof StatusSchema>;
-}
 type Transport = "grpc" | "connect";
 
 const opts = { timeoutMs: 5000 };
-/** How long "no response" is waited for. */
-const quietMs = 300;
-
-/**
- * A request stream the test pushes into; ending it half-closes the call.
- * Its iterator implements `throw` too, which connect-node requires of a
- * request iterable.
- */
-class RequestQueue<T> implements AsyncIterable<T> {
-  private readonly items: T[] = [];
-  private waiter: ((result: IteratorResult<T>) => void) | undefined;
-  private ended = false;
-
-  push(item: T): void {
-    if (this.ended) throw new Error("request stream already ended");
-    const waiter = this.waiter;
-    this.waiter = undefined;
-    if (waiter !== undefined) waiter({ value: item, done: false });
-    else this.items.push(item);
-  }
-
-  end(): void {
-    this.ended = true;
-    const waiter = this.waiter;
-    this.waiter = undefined;
-    waiter?.({ value: undefined, done: true });
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<T> {
-    return {
-      next: () => {
-        const item = this.items.shift();
-        if (item !== undefined) return Promise.resolve({ value: item, done: false });
-        if (this.ended) return Promise.resolve({ value: undefined, done: true });
-        return new Promise((resolve) => (this.waiter = resolve));
-      },
-      return: () => {
-        this.end();
-        return Promise.resolve({ value: undefined, done: true });
-      },
-      throw: (error: unknown) => {
-        this.end();
-        return Promise.reject(error instanceof Error ? error : new Error(String(error)));
-      },
-    };
-  }
-}
-
-/**
- * One raw ADS stream. Reads keep their pending `next()` across a timeout, so
- * waiting for silence never swallows the response that comes after it.
- */
-class AdsStream {
-  private readonly requests = new RequestQueue<DiscoveryRequest>();
-  private readonly controller = new AbortController();
-  private readonly responses: AsyncIterator<DiscoveryResponse>;
-  private pending: Promise<IteratorResult<DiscoveryResponse>> | undefined;
-
-  constructor(client: Client<typeof AggregatedDiscoveryService>) {
-    this.responses = client
-      .streamAggregatedResources(this.requests, { signal: this.controller.signal, timeoutMs: 60_000 })
-      [Symbol.asyncIterator]();
-    this.read();
-  }
-
-  send(request: DiscoveryRequestInit): void {
-    this.requests.push(create(DiscoveryRequestSchema, request));
-  }
-
-  /** The next response; fails after `timeoutMs` or when the stream ends. */
-  async next(timeoutMs = 5000): Promise<DiscoveryResponse> {
-    const result = await this.nextResult(timeoutMs);
-    if (result.done === true) throw new Error("ADS stream ended");
-    return result.value;
-  }
-
-  /** The next result (a response, or the end); rejects with the stream's error. */
-  async nextResult(timeoutMs = 5000): Promise<IteratorResult<DiscoveryResponse>> {
-    const pending = this.read();
-    const result = await nextWithin({ next: () => pending }, timeoutMs);
-    this.pending = undefined;
-    return result;
-  }
-
-  /** Half-closes the request stream; the server then ends the call. */
-  endRequests(): void {
-    this.requests.end();
-  }
-
-  /** Asserts that no response arrives within `ms`. */
-  async expectSilence(ms = quietMs): Promise<void> {
-    const outcome = await this.nextResult(ms).then(
-      (result) => (result.done === true ? "stream ended" : `response ${result.value.typeUrl} version ${result.value.versionInfo}`),
-      (error: unknown) => ((error as Error).message.startsWith("no stream message within") ? "silence" : `error ${String(error)}`),
-    );
-    expect(outcome).toBe("silence");
-  }
-
-  close(): void {
-    this.requests.end();
-    this.controller.abort();
-  }
-
-  private read(): Promise<IteratorResult<DiscoveryResponse>> {
-    if (this.pending === undefined) {
-      this.pending = this.responses.next();
-      this.pending.catch(() => undefined); // observed by the reader; never an unhandled rejection
-    }
-    return this.pending;
-  }
-}
-
-const schemas = {
-  listener: ListenerSchema,
-  route: RouteConfigurationSchema,
-  cluster: ClusterSchema,
-  endpoint: ClusterLoadAssignmentSchema,
-} satisfies Record<XdsResourceKind, DescMessage>;
+const schemas = resourceSchemas;
 
 function unpack<K extends XdsResourceKind>(kind: K, resource: Any): MessageShape<(typeof schemas)[K]> {
   expect(resource.typeUrl).toBe(typeUrls[kind]);

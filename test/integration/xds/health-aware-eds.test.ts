@@ -5,7 +5,6 @@
  * its locality weight (effective weight ×100) climbing the exponential ramp
  * push by push.
  */
-import { create } from "@bufbuild/protobuf";
 import { anyUnpack } from "@bufbuild/protobuf/wkt";
 import type * as grpc from "@grpc/grpc-js";
 import type { Client } from "@connectrpc/connect";
@@ -13,48 +12,28 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HealthStatus } from "../../../gen/envoy/config/core/v3/health_check_pb.js";
 import { ClusterLoadAssignmentSchema, type ClusterLoadAssignment } from "../../../gen/envoy/config/endpoint/v3/endpoint_pb.js";
 import { AggregatedDiscoveryService } from "../../../gen/envoy/service/discovery/v3/ads_pb.js";
-import { DiscoveryRequestSchema, type DiscoveryRequest, type DiscoveryResponse } from "../../../gen/envoy/service/discovery/v3/discovery_pb.js";
 import { RegistryService } from "../../../gen/latticeforge/registry/v1/registry_pb.js";
 import { warmupFactor, warmupSteps } from "../../../server/core/registry/health-score.js";
 import { edsWeight, typeUrls } from "../../../server/core/xds/resources.js";
 import { startTestControlPlane, type TestControlPlane } from "../../fixtures/control-plane.js";
-import { nextWithin } from "../../fixtures/streams.js";
+import { AdsStream } from "../../fixtures/ads-stream.js";
 import { callUntil, startBackend, who, xdsClient, type Backend } from "../../fixtures/xds.js";
 
 const opts = { timeoutMs: 5000 };
 /** τ = 0.3 s; a 1,000 ms check scores 0.1 against the 100 ms target; a 1.5 s warm-up (a step every 150 ms). */
 const flags = { "health-window": "0.3", "health-latency-target": "100", warmup: "1.5", "reap-interval": "0.02" };
 
-/** A raw ADS stream subscribed to one service's EDS, ACKing every response. */
+/** A raw ADS stream subscribed to one service's EDS; `next` reads the next assignment and ACKs it. */
 function edsStream(server: TestControlPlane, service: string) {
-  const ads = server.grpc(AggregatedDiscoveryService);
-  const pending: DiscoveryRequest[] = [create(DiscoveryRequestSchema, { typeUrl: typeUrls.endpoint, resourceNames: [service], node: { id: `eds-${service}` } })];
-  let wake: (() => void) | undefined;
-  let closed = false;
-  const controller = new AbortController();
-  async function* requests(): AsyncGenerator<DiscoveryRequest> {
-    while (!closed) {
-      const next = pending.shift();
-      if (next !== undefined) yield next;
-      else await new Promise<void>((resolve) => (wake = resolve));
-    }
-  }
-  const responses = ads.streamAggregatedResources(requests(), { signal: controller.signal })[Symbol.asyncIterator]();
+  const stream = new AdsStream(server.grpc(AggregatedDiscoveryService));
+  stream.send({ typeUrl: typeUrls.endpoint, resourceNames: [service], node: { id: `eds-${service}` } });
   return {
-    /** The next assignment pushed, ACKed. */
     async next(): Promise<ClusterLoadAssignment> {
-      const result = await nextWithin(responses, 5000);
-      if (result.done === true) throw new Error("ADS stream ended");
-      const response: DiscoveryResponse = result.value;
-      pending.push(create(DiscoveryRequestSchema, { typeUrl: typeUrls.endpoint, resourceNames: [service], versionInfo: response.versionInfo, responseNonce: response.nonce }));
-      wake?.();
+      const response = await stream.next();
+      stream.send({ typeUrl: typeUrls.endpoint, resourceNames: [service], versionInfo: response.versionInfo, responseNonce: response.nonce });
       return anyUnpack(response.resources[0]!, ClusterLoadAssignmentSchema)!;
     },
-    close(): void {
-      closed = true;
-      wake?.();
-      controller.abort();
-    },
+    close: () => stream.close(),
   };
 }
 
