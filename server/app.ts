@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import type { ServerConfig } from "./config.js";
 import { ServingStatus } from "./core/serving-status.js";
 import type { Logger } from "./observability/logger.js";
-import { createServerMetrics, type ServerMetrics } from "./observability/metrics.js";
+import { createServerMetrics, registerDecodeMetrics, type ServerMetrics } from "./observability/metrics.js";
 import { assembleMirror } from "./assembly/mirror.js";
 import { assembleRegistry } from "./assembly/registry.js";
 import type { AssemblyContext, ServiceModule } from "./assembly/service-module.js";
@@ -19,6 +19,7 @@ import { GroupCommitter } from "./store/group-commit.js";
 import { migrations } from "./store/migrations.js";
 import { createGrpcServer, grpcServerCredentials, type TlsMaterial } from "./transport/grpc-server.js";
 import { createHttpServer, type HttpPort } from "./transport/http-server.js";
+import { DecodePool } from "./transport/decode-pool.js";
 import { instrumentService } from "./transport/instrument.js";
 import { createProbeRoutes } from "./transport/probes.js";
 import type { AdjustXdsResource } from "./xds/ads-server.js";
@@ -75,7 +76,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     },
   });
 
-  const context: AssemblyContext = { config, db, committer, metrics, logger };
+  const decodePool = config.decodeWorkers > 0 ? new DecodePool({ workers: config.decodeWorkers, logger }) : undefined;
+  if (decodePool !== undefined) {
+    registerDecodeMetrics(metrics.registry, { counts: () => decodePool.counts, inFlight: () => decodePool.inFlight });
+  }
+
+  const context: AssemblyContext = { config, db, committer, metrics, logger, ...(decodePool !== undefined ? { decoder: decodePool } : {}) };
   const registry = assembleRegistry(context);
   const modules: ServiceModule[] = [
     registry,
@@ -104,6 +110,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const grpc = createGrpcServer(instrumented, {
     maxMessageBytes: config.maxMessageBytes,
     shutdownSignal: shutdownController.signal,
+    ...(decodePool !== undefined ? { decoder: decodePool } : {}),
   });
   const http = createHttpServer({
     registrations: instrumented,
@@ -132,6 +139,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     stopModules();
     grpc.forceShutdown();
     http.server.close();
+    void decodePool?.close();
     committer.close();
     closeDatabase(db);
     throw error;
@@ -152,6 +160,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     shutdownController.abort();
     stopModules();
     await Promise.all([closeGrpc(grpc, deadline, logger), http.close(deadline)]);
+    await decodePool?.close();
     logger.info("shutdown: in-flight calls done; flushing pending commits");
     committer.close();
     closeDatabase(db);

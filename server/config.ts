@@ -15,6 +15,8 @@ export interface ServerConfig {
   readonly maxMessageBytes: number;
   /** Seconds to wait for in-flight calls on shutdown before ending them. */
   readonly shutdownTimeoutSeconds: number;
+  /** Worker threads decoding large ingest requests of the gRPC port; 0 = on the event loop. */
+  readonly decodeWorkers: number;
   readonly logLevel: LogLevel;
   readonly logFormat: "auto" | "json" | "pretty";
   /** Registry: seconds without a heartbeat before an instance is stale. */
@@ -133,6 +135,7 @@ export const configOptions: readonly ConfigOption[] = [
   { key: "tlsClientCa", flag: "tls-client-ca", env: "LATTICEFORGE_TLS_CLIENT_CA", defaultValue: undefined, description: "PEM CA bundle; requires client certificates (mTLS)", parse: text },
   { key: "maxMessageBytes", flag: "max-message-bytes", env: "LATTICEFORGE_MAX_MESSAGE_BYTES", defaultValue: String(4 * 1024 * 1024), description: "largest request/response message; larger ones fail with RESOURCE_EXHAUSTED", parse: number(1024, 1024 * 1024 * 1024, true) },
   { key: "shutdownTimeoutSeconds", flag: "shutdown-timeout", env: "LATTICEFORGE_SHUTDOWN_TIMEOUT", defaultValue: "10", description: "seconds to wait for in-flight calls on SIGTERM/SIGINT", parse: number(0, 3600, false) },
+  { key: "decodeWorkers", flag: "decode-workers", env: "LATTICEFORGE_DECODE_WORKERS", defaultValue: "1", description: "worker threads that decode and validate large ingest requests (IngestBatch, OTLP Export) off the event loop; 0 = on the event loop", parse: number(0, 64, true) },
   { key: "logLevel", flag: "log-level", env: "LATTICEFORGE_LOG_LEVEL", defaultValue: "info", description: "trace, debug (one line per RPC), info, warn, error, fatal or silent", parse: oneOf<LogLevel>("trace", "debug", "info", "warn", "error", "fatal", "silent") },
   { key: "logFormat", flag: "log-format", env: "LATTICEFORGE_LOG_FORMAT", defaultValue: "auto", description: "json, pretty, or auto (pretty when stdout is a terminal)", parse: oneOf("auto", "json", "pretty") },
   { key: "heartbeatTimeoutSeconds", flag: "heartbeat-timeout", env: "LATTICEFORGE_HEARTBEAT_TIMEOUT", defaultValue: "30", description: "registry: seconds without a heartbeat before an instance is stale (excluded from routing)", parse: number(0.1, 86_400, false) },

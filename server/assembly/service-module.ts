@@ -1,6 +1,7 @@
 import type { ServerConfig } from "../config.js";
 import type { Logger } from "../observability/logger.js";
 import type { ServerMetrics } from "../observability/metrics.js";
+import type { RequestDecoder } from "../rpc/offloaded-decoding.js";
 import type { ServiceRegistration } from "../rpc/service-registration.js";
 import type { SqliteDatabase } from "../store/database.js";
 import type { GroupCommitter } from "../store/group-commit.js";
@@ -13,6 +14,8 @@ export interface AssemblyContext {
   readonly committer: GroupCommitter;
   readonly metrics: ServerMetrics;
   readonly logger: Logger;
+  /** Decodes large ingest requests off the event loop (`--decode-workers`); absent when that is 0. */
+  readonly decoder?: RequestDecoder;
 }
 
 /**

@@ -15,7 +15,7 @@ import type { AssemblyContext, ServiceModule } from "./service-module.js";
  * store with the anomaly revision log, the anomaly watch hub, metrics, and
  * the pruning and compaction passes.
  */
-export function assembleTracing({ config, db, committer, metrics, logger }: AssemblyContext): ServiceModule {
+export function assembleTracing({ config, db, committer, metrics, logger, decoder }: AssemblyContext): ServiceModule {
   const now = Date.now;
   const limits = defaultCollectorLimits({
     maxSpansPerTrace: config.maxSpansPerTrace,
@@ -48,7 +48,7 @@ export function assembleTracing({ config, db, committer, metrics, logger }: Asse
   });
   return {
     registrations: [createTracingService({ store, hub, limits, now }), createOtlpTraceService({ store, now })],
-    routes: createOtlpHttpRoutes({ store, now, maxBodyBytes: config.maxMessageBytes, logger }),
+    routes: createOtlpHttpRoutes({ store, now, maxBodyBytes: config.maxMessageBytes, logger, ...(decoder !== undefined ? { decoder } : {}) }),
     stop() {
       maintenance.stop();
       hub.close();

@@ -134,6 +134,19 @@ export function registerTracingMetrics(registry: Registry, source: TracingMetric
   scrapedGauge(registry, "latticeforge_anomaly_unsynced_watchers", "WatchAnomalies streams catching up from the event log.", source.unsyncedWatchers);
 }
 
+/** What the decode workers' metrics read at scrape time. */
+export interface DecodeMetricsSource {
+  /** Requests decoded so far: inline (small ones) or in a worker. */
+  readonly counts: () => { readonly inline: number; readonly worker: number };
+  readonly inFlight: () => number;
+}
+
+/** Registers the decode workers' metrics (see `--decode-workers`). */
+export function registerDecodeMetrics(registry: Registry, source: DecodeMetricsSource): void {
+  scrapedCounter(registry, "latticeforge_decode_requests_total", "Offloadable requests (IngestBatch, OTLP Export) decoded, by where: inline (small) or worker.", "where", source.counts);
+  scrapedGauge(registry, "latticeforge_decode_in_flight", "Requests the decode workers are decoding now.", source.inFlight);
+}
+
 /** What the mirror service's gauges read at scrape time. */
 export interface MirrorMetricsSource {
   readonly mirrors: () => number;

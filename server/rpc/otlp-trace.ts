@@ -6,7 +6,9 @@ import {
   type ExportTraceServiceResponse,
 } from "../../gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js";
 import type { TracingStore } from "../store/tracing-store.js";
-import { spansFromExportRequest, summarizeRejections } from "./otlp-mapping.js";
+import { offloadable } from "./offloaded-decoding.js";
+import { otlpExportSpec } from "./offload-specs.js";
+import { spansFromExportRequest, summarizeRejections, type OtlpMappingResult } from "./otlp-mapping.js";
 import { registerService, type ServiceRegistration } from "./service-registration.js";
 
 /** What OTLP trace ingestion needs, on either transport. */
@@ -32,11 +34,15 @@ export interface OtlpTraceOptions {
  *
  * @throws whatever the store throws (the transport maps it)
  */
-export async function exportSpans(
-  request: ExportTraceServiceRequest,
-  options: OtlpTraceOptions,
-): Promise<ExportTraceServiceResponse> {
-  const mapped = spansFromExportRequest(request);
+export function exportSpans(request: ExportTraceServiceRequest, options: OtlpTraceOptions): Promise<ExportTraceServiceResponse> {
+  return exportMapped(spansFromExportRequest(request), options);
+}
+
+/**
+ * {@link exportSpans} from step 2 on, for a request already mapped and
+ * validated (by a decode worker, or by `exportSpans`).
+ */
+export async function exportMapped(mapped: OtlpMappingResult, options: OtlpTraceOptions): Promise<ExportTraceServiceResponse> {
   const messages = mapped.errorMessage === undefined ? [] : [mapped.errorMessage];
   let dropped = 0;
   if (mapped.spans.length > 0) {
@@ -57,11 +63,11 @@ export async function exportSpans(
 
 /**
  * `opentelemetry.proto.collector.trace.v1.TraceService`, OTLP/gRPC trace
- * ingestion: {@link exportSpans} per call. A store failure is thrown for the
- * edge to map.
+ * ingestion: {@link exportSpans} per call, its mapping offloadable to a
+ * decode worker. A store failure is thrown for the edge to map.
  */
 export function createOtlpTraceService(options: OtlpTraceOptions): ServiceRegistration {
   return registerService(TraceService, {
-    export: (request) => exportSpans(request, options),
+    export: offloadable(otlpExportSpec, (mapped) => exportMapped(mapped, options)),
   });
 }

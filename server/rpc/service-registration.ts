@@ -1,5 +1,6 @@
 import type { DescService } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
+import { offloadSpecOf, type OffloadSpec } from "./offloaded-decoding.js";
 
 /**
  * One service as both transports serve it: the generated descriptor and the
@@ -13,15 +14,27 @@ import type { ServiceImpl } from "@connectrpc/connect";
 export interface ServiceRegistration<S extends DescService = DescService> {
   readonly service: S;
   readonly impl: ServiceImpl<S>;
+  /**
+   * Methods (by `localName`) whose handler was built with `offloadable`
+   * and also accepts an `EncodedRequest`, with their specs: the gRPC port
+   * may hand them request bytes for a decode worker.
+   */
+  readonly offloaded?: ReadonlyMap<string, OffloadSpec>;
 }
 
 /**
  * Pairs a service descriptor with its implementation, checking the
- * implementation against the descriptor at compile time.
+ * implementation against the descriptor at compile time, and notes which
+ * handlers are offloadable.
  */
 export function registerService<S extends DescService>(
   service: S,
   impl: ServiceImpl<S>,
 ): ServiceRegistration {
-  return { service, impl } as unknown as ServiceRegistration;
+  const offloaded = new Map<string, OffloadSpec>();
+  for (const method of service.methods) {
+    const spec = offloadSpecOf((impl as Record<string, unknown>)[method.localName]);
+    if (spec !== undefined) offloaded.set(method.localName, spec);
+  }
+  return { service, impl, ...(offloaded.size > 0 ? { offloaded } : {}) } as unknown as ServiceRegistration;
 }

@@ -21,6 +21,7 @@ import {
   type AnomalyEvent as AnomalyEventMessage,
   type CriticalPathSpan as CriticalPathSpanMessage,
   type FlamegraphNode as FlamegraphNodeMessage,
+  type IngestBatchRequest,
   type Span as SpanMessage,
   type TraceSummary as TraceSummaryMessage,
   type TraceTree as TraceTreeMessage,
@@ -31,7 +32,7 @@ import type { CriticalPathSpan } from "../core/tracing/critical-path.js";
 import type { FlamegraphNode } from "../core/tracing/flamegraph.js";
 import type { IngestRejection } from "../core/tracing/ingest-rules.js";
 import { durationMs, type Span, type SpanKind as Kind, type SpanStatus as Status, type TraceTree } from "../core/tracing/model.js";
-import type { SpanInput } from "../core/tracing/validation.js";
+import { validateSpanInput, type SpanInput } from "../core/tracing/validation.js";
 import type { TraceRecord } from "../store/tracing-store.js";
 
 const kindOf: Record<SpanKind, Kind | undefined> = {
@@ -122,6 +123,22 @@ export function spanInput(message: SpanMessage, field: string): SpanInput {
       fields: log.fields,
     })),
   };
+}
+
+/** Most spans one IngestBatch may carry. */
+export const maxBatchSpans = 10_000;
+
+/**
+ * The spans of an IngestBatch request, mapped and validated; the first bad
+ * span fails the whole batch (nothing of it is stored).
+ *
+ * @throws InvalidFieldError naming `spans` (too many) or `spans[i].field`
+ */
+export function spansOfBatch(request: IngestBatchRequest): Span[] {
+  if (request.spans.length > maxBatchSpans) {
+    throw new InvalidFieldError("spans", `must have at most ${maxBatchSpans} entries, got ${request.spans.length}`);
+  }
+  return request.spans.map((message, i) => validateSpanInput(spanInput(message, `spans[${i}]`), `spans[${i}]`));
 }
 
 /** A domain span as the API's message, with `duration_ms`. */

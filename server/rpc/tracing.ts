@@ -1,5 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import {
+  IngestBatchResponseSchema,
   TraceCollectorService,
   WatchAnomaliesResponseSchema,
   type WatchAnomaliesResponse,
@@ -20,6 +21,8 @@ import { validateSpanId, validateSpanInput, validateTraceId } from "../core/trac
 import type { TracingStore } from "../store/tracing-store.js";
 import type { WatchHub } from "../watch/watch-hub.js";
 import { createChangeRenderer } from "./change-renderer.js";
+import { offloadable } from "./offloaded-decoding.js";
+import { ingestBatchSpec } from "./offload-specs.js";
 import { streamWatch } from "./watch-stream.js";
 import { registerService, type ServiceRegistration } from "./service-registration.js";
 import {
@@ -33,9 +36,6 @@ import {
   spanInput,
   timestampToNs,
 } from "./tracing-mapping.js";
-
-/** Most spans one IngestBatch may carry. */
-export const maxBatchSpans = 10_000;
 
 /** What {@link createTracingService} serves from. */
 export interface TracingServiceOptions {
@@ -87,13 +87,9 @@ export function createTracingService(options: TracingServiceOptions): ServiceReg
       return { duplicate: decision.outcome === "duplicate" };
     },
 
-    async ingestBatch(request) {
-      if (request.spans.length > maxBatchSpans) {
-        throw new InvalidFieldError("spans", `must have at most ${maxBatchSpans} entries, got ${request.spans.length}`);
-      }
-      const spans = request.spans.map((message, i) => validateSpanInput(spanInput(message, `spans[${i}]`), `spans[${i}]`));
+    ingestBatch: offloadable(ingestBatchSpec, async (spans) => {
       const { counts, decisions } = await store.ingestBatch(spans, now());
-      return {
+      return create(IngestBatchResponseSchema, {
         ingested: counts.ingested,
         dropped: counts.dropped,
         duplicates: counts.duplicates,
@@ -110,8 +106,8 @@ export function createTracingService(options: TracingServiceOptions): ServiceReg
               ]
             : [],
         ),
-      };
-    },
+      });
+    }),
 
     getTrace(request) {
       return { trace: renderTraceTree(treeOf(request.traceId)) };

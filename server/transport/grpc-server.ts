@@ -4,12 +4,15 @@ import {
   Server,
   ServerCredentials,
   status,
+  type MethodDefinition,
   type ServerErrorResponse,
+  type ServiceDefinition,
   type ServerWritableStream,
   type UntypedHandleCall,
   type sendUnaryData,
 } from "@grpc/grpc-js";
 import { grpcServiceDefinition } from "../../client/grpc-definition.js";
+import { EncodedRequest, type RequestDecoder } from "../rpc/offloaded-decoding.js";
 import type { ServiceRegistration } from "../rpc/service-registration.js";
 import type { Readable } from "node:stream";
 import { toConnectError } from "./error-mapping.js";
@@ -29,6 +32,13 @@ export interface GrpcServerOptions {
   readonly maxMessageBytes: number;
   /** Linked into every call's context signal; aborted when shutdown begins. */
   readonly shutdownSignal: AbortSignal;
+  /**
+   * Decodes the requests of offloadable methods (see
+   * `ServiceRegistration.offloaded`) off the event loop: their handlers get
+   * an `EncodedRequest` instead of a message. Without one, every request is
+   * decoded on the event loop.
+   */
+  readonly decoder?: RequestDecoder;
 }
 
 type AnyFn = (input: unknown, ctx: HandlerContext) => unknown;
@@ -48,16 +58,29 @@ export function createGrpcServer(registrations: readonly ServiceRegistration[], 
     // expose our own metrics instead.
     "grpc.enable_channelz": 0,
   });
-  for (const { service, impl } of registrations) {
+  for (const registration of registrations) {
+    const { service, impl } = registration;
     const handlers: Record<string, UntypedHandleCall> = {};
     const source = impl as unknown as Record<string, AnyFn | undefined>;
     for (const method of service.methods) {
       const handler = source[method.localName];
       if (handler !== undefined) handlers[method.localName] = adapt(method, handler.bind(impl), options.shutdownSignal);
     }
-    server.addService(grpcServiceDefinition(service), handlers);
+    server.addService(withEncodedRequests(grpcServiceDefinition(service), registration, options.decoder), handlers);
   }
   return server;
+}
+
+/** The definition with the offloadable methods' requests left as bytes for `decoder`. */
+function withEncodedRequests(definition: ServiceDefinition, registration: ServiceRegistration, decoder: RequestDecoder | undefined): ServiceDefinition {
+  if (decoder === undefined || registration.offloaded === undefined) return definition;
+  const adjusted: Record<string, MethodDefinition<unknown, unknown>> = { ...definition };
+  for (const [localName, spec] of registration.offloaded) {
+    const method = adjusted[localName];
+    if (method === undefined) continue;
+    adjusted[localName] = { ...method, requestDeserialize: (bytes: Buffer) => new EncodedRequest(spec.path, bytes, decoder) };
+  }
+  return adjusted;
 }
 
 /** Credentials for the gRPC port: h2c without TLS material, TLS or mTLS with it. */

@@ -63,7 +63,7 @@ export function instrumentService(registration: ServiceRegistration, options: In
         ? wrapSingleResponse(method, bound, options)
         : wrapStreamingResponse(method, bound, options);
   }
-  return { service: registration.service, impl: impl as unknown as ServiceRegistration["impl"] };
+  return { ...registration, impl: impl as unknown as ServiceRegistration["impl"] };
 }
 
 /** Per-method statistics and the completion bookkeeping (metrics and logs). */

@@ -21,11 +21,16 @@ import {
   type ExportTraceServiceResponse,
 } from "../../gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js";
 import type { Logger } from "../observability/logger.js";
-import { exportSpans, type OtlpTraceOptions } from "../rpc/otlp-trace.js";
+import { UndecodableRequestError, type RequestDecoder } from "../rpc/offloaded-decoding.js";
+import { otlpExportSpec } from "../rpc/offload-specs.js";
+import { spansFromExportRequest, type OtlpMappingResult } from "../rpc/otlp-mapping.js";
+import { exportMapped, type OtlpTraceOptions } from "../rpc/otlp-trace.js";
 import type { HttpRoute } from "./http-server.js";
 
 /** Options for {@link createOtlpHttpRoutes}. */
 export interface OtlpHttpOptions extends OtlpTraceOptions {
+  /** Decodes protobuf bodies off the event loop; without one they are decoded inline. */
+  readonly decoder?: RequestDecoder;
   /**
    * Largest request body in bytes, both as sent and after gzip
    * decompression; a larger one is answered 413.
@@ -48,7 +53,8 @@ const decompressGzip = promisify(gunzip);
 
 /**
  * The OTLP/HTTP routes of the HTTP port: `POST /v1/traces`, served by the
- * same {@link exportSpans} as the gRPC `TraceService/Export`.
+ * same mapping and `exportMapped` as the gRPC `TraceService/Export`
+ * (protobuf bodies decoded by the decode workers when given).
  *
  * Per the OTLP/HTTP specification:
  * - the body is an `ExportTraceServiceRequest`, binary protobuf
@@ -109,18 +115,18 @@ async function handleTraces(req: Request, res: Response, options: OtlpHttpOption
       return;
     }
   }
-  let request: ExportTraceServiceRequest;
-  try {
-    request = decodeRequest(body, encoding);
-  } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    sendStatus(res, 400, encoding, Code.InvalidArgument, `request body is not an ExportTraceServiceRequest: ${reason}`);
-    return;
-  }
   let response: ExportTraceServiceResponse;
   try {
-    response = await exportSpans(request, options);
+    const mapped =
+      encoding === "application/x-protobuf" && options.decoder !== undefined
+        ? ((await options.decoder.decode(otlpExportSpec.path, body)) as OtlpMappingResult)
+        : spansFromExportRequest(decodeRequest(body, encoding));
+    response = await exportMapped(mapped, options);
   } catch (error) {
+    if (error instanceof UndecodableRequestError) {
+      sendStatus(res, 400, encoding, Code.InvalidArgument, `request body is not an ExportTraceServiceRequest: ${error.detail}`);
+      return;
+    }
     options.logger.error({ err: error, path: otlpTracesPath }, "otlp/http export failed");
     sendStatus(res, 503, encoding, Code.Unavailable, "trace ingestion is unavailable; retry later");
     return;
@@ -187,13 +193,17 @@ function readBody(req: Request, maxBytes: number): Promise<Buffer | undefined> {
 /**
  * Decodes a request body.
  *
- * @throws Error when the body is not the message in `encoding`
+ * @throws UndecodableRequestError when the body is not the message in `encoding`
  */
 function decodeRequest(body: Buffer, encoding: Encoding): ExportTraceServiceRequest {
-  if (encoding === "application/x-protobuf") return fromBinary(ExportTraceServiceRequestSchema, body);
-  const json: unknown = JSON.parse(quoteNanoTimes(body.toString("utf8")));
-  hexIdsToBase64(json);
-  return fromJson(ExportTraceServiceRequestSchema, json as JsonValue, { ignoreUnknownFields: true });
+  try {
+    if (encoding === "application/x-protobuf") return fromBinary(ExportTraceServiceRequestSchema, body);
+    const json: unknown = JSON.parse(quoteNanoTimes(body.toString("utf8")));
+    hexIdsToBase64(json);
+    return fromJson(ExportTraceServiceRequestSchema, json as JsonValue, { ignoreUnknownFields: true });
+  } catch (error) {
+    throw new UndecodableRequestError(ExportTraceServiceRequestSchema.typeName, error instanceof Error ? error.message : String(error));
+  }
 }
 
 /**

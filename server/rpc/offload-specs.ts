@@ -1,0 +1,20 @@
+import { TraceCollectorService } from "../../gen/latticeforge/tracing/v1/tracing_pb.js";
+import { TraceService } from "../../gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js";
+import { offloadSpec, type OffloadSpec } from "./offloaded-decoding.js";
+import { spansFromExportRequest } from "./otlp-mapping.js";
+import { spansOfBatch } from "./tracing-mapping.js";
+
+/** TraceCollector `IngestBatch`: the batch's spans, validated. */
+export const ingestBatchSpec = offloadSpec(TraceCollectorService.method.ingestBatch, spansOfBatch);
+
+/** OTLP `TraceService/Export` (and OTLP/HTTP protobuf bodies): the valid spans and the rejections. */
+export const otlpExportSpec = offloadSpec(TraceService.method.export, spansFromExportRequest);
+
+/**
+ * Every request a decode worker can prepare, by method path. The workers
+ * import this module, so a spec must be listed here to be offloaded; its
+ * imports must stay pure (no store, no server state).
+ */
+export const offloadSpecs: ReadonlyMap<string, OffloadSpec> = new Map(
+  [ingestBatchSpec, otlpExportSpec].map((spec) => [spec.path, spec as unknown as OffloadSpec]),
+);

@@ -1,0 +1,178 @@
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { pino } from "pino";
+import { afterEach, describe, expect, it } from "vitest";
+import { IngestBatchRequestSchema, type Span } from "../../../gen/latticeforge/tracing/v1/tracing_pb.js";
+import { ExportTraceServiceRequestSchema } from "../../../gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js";
+import { InvalidFieldError, UnavailableError } from "../../../server/core/errors.js";
+import { ingestBatchSpec, otlpExportSpec } from "../../../server/rpc/offload-specs.js";
+import { UndecodableRequestError } from "../../../server/rpc/offloaded-decoding.js";
+import { spansFromExportRequest } from "../../../server/rpc/otlp-mapping.js";
+import { spansOfBatch } from "../../../server/rpc/tracing-mapping.js";
+import { DecodePool, fromWireError, toWireError, type DecodePoolOptions } from "../../../server/transport/decode-pool.js";
+import { within } from "../../fixtures/streams.js";
+import { newTraceId, spanMessage } from "../../fixtures/tracing.js";
+
+const silent = pino({ level: "silent" });
+const pools: DecodePool[] = [];
+afterEach(async () => {
+  for (const pool of pools.splice(0)) await pool.close();
+});
+
+function pool(options: Partial<DecodePoolOptions> = {}): DecodePool {
+  const created = new DecodePool({ workers: 1, logger: silent, ...options });
+  pools.push(created);
+  return created;
+}
+
+/** An IngestBatch of `count` spans with tags and a log each: ~100 bytes a span. */
+function batch(count: number, adjust: (span: Span, i: number) => void = () => undefined): Uint8Array {
+  const trace = newTraceId();
+  const spans = Array.from({ length: count }, (_, i) => {
+    const span = spanMessage(
+      { trace, id: `s${i}`, ...(i === 0 ? {} : { parent: "s0" }), service: `svc-${i % 3}`, start: i, end: i + 0.5, tags: { "http.route": `/r/${i}` } },
+      { logs: [{ time: spanMessage({ trace, id: "t", start: i + 0.25, end: i + 0.25 }).startTime, fields: { event: "retry" } }] },
+    );
+    adjust(span, i);
+    return span;
+  });
+  return toBinary(IngestBatchRequestSchema, create(IngestBatchRequestSchema, { spans }));
+}
+
+/** What a promise rejected with (fails when it resolves). */
+async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  return within(
+    promise.then(
+      (value) => {
+        throw new Error(`expected a rejection, got ${JSON.stringify(value)}`);
+      },
+      (error: unknown) => error,
+    ),
+    5000,
+    "decode",
+  );
+}
+
+describe("DecodePool", () => {
+  it("decodes a large IngestBatch in a worker into exactly the spans the inline path makes", async () => {
+    const bytes = batch(300);
+    expect(bytes.byteLength).toBeGreaterThan(16 * 1024);
+    const decoder = pool();
+    const spans = await within(decoder.decode(ingestBatchSpec.path, bytes), 5000, "decode");
+    expect(spans).toEqual(spansOfBatch(fromBinary(IngestBatchRequestSchema, bytes)));
+    expect((spans as unknown[]).length).toBe(300);
+    expect(decoder.counts).toEqual({ inline: 0, worker: 1 });
+    expect(decoder.inFlight).toBe(0);
+  });
+
+  it("decodes small requests on the event loop", async () => {
+    const bytes = batch(3);
+    const decoder = pool();
+    await expect(decoder.decode(ingestBatchSpec.path, bytes)).resolves.toEqual(spansOfBatch(fromBinary(IngestBatchRequestSchema, bytes)));
+    expect(decoder.counts).toEqual({ inline: 1, worker: 0 });
+  });
+
+  it("answers a bad span as the InvalidFieldError the inline path throws, field and message included", async () => {
+    const bytes = batch(300, (span, i) => {
+      if (i === 250) span.traceId = "not-hex";
+    });
+    const inline = (() => {
+      try {
+        spansOfBatch(fromBinary(IngestBatchRequestSchema, bytes));
+      } catch (error) {
+        return error as InvalidFieldError;
+      }
+      throw new Error("the inline path accepted the batch");
+    })();
+    const error = await rejection(pool().decode(ingestBatchSpec.path, bytes));
+    expect(error).toBeInstanceOf(InvalidFieldError);
+    expect((error as InvalidFieldError).field).toBe(inline.field);
+    expect((error as InvalidFieldError).field).toMatch(/^spans\[250\]/);
+    expect((error as Error).message).toBe(inline.message);
+  });
+
+  it("answers bytes that are not the request message with UndecodableRequestError, inline and in a worker", async () => {
+    const decoder = pool();
+    for (const bytes of [new Uint8Array([0x0a, 0xff]), new Uint8Array(20_000).fill(0xff)]) {
+      const error = await rejection(decoder.decode(ingestBatchSpec.path, bytes));
+      expect(error).toBeInstanceOf(UndecodableRequestError);
+      expect((error as UndecodableRequestError).field).toBe("request");
+      expect((error as Error).message).toMatch(/^request is not a valid latticeforge\.tracing\.v1\.IngestBatchRequest: \S/);
+    }
+    expect(decoder.counts).toEqual({ inline: 1, worker: 1 });
+  });
+
+  it("maps an OTLP export with invalid spans as the inline path does: valid spans kept, the rest counted", async () => {
+    const spans = Array.from({ length: 200 }, (_, i) => ({
+      traceId: new Uint8Array(16).fill(i === 7 ? 0 : 1),
+      spanId: new Uint8Array(8).fill(i + 1),
+      name: `op-${i}`,
+      startTimeUnixNano: 1_700_000_000_000_000_000n + BigInt(i),
+      endTimeUnixNano: 1_700_000_000_000_000_100n + BigInt(i),
+      attributes: [{ key: "http.route", value: { value: { case: "stringValue" as const, value: `/route/${i}` } } }],
+    }));
+    const request = create(ExportTraceServiceRequestSchema, {
+      resourceSpans: [
+        {
+          resource: { attributes: [{ key: "service.name", value: { value: { case: "stringValue", value: "checkout" } } }] },
+          scopeSpans: [{ spans }],
+        },
+      ],
+    });
+    const bytes = toBinary(ExportTraceServiceRequestSchema, request);
+    expect(bytes.byteLength).toBeGreaterThan(16 * 1024);
+    const mapped = await within(pool().decode(otlpExportSpec.path, bytes), 5000, "decode");
+    expect(mapped).toEqual(spansFromExportRequest(fromBinary(ExportTraceServiceRequestSchema, bytes)));
+    expect(mapped).toMatchObject({ rejected: 1 });
+  });
+
+  it("fails the tasks of a worker that dies, logs it, and decodes on with a new worker", async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: "error" }, { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const decoder = pool({ logger, inlineBelowBytes: 0, workerUrl: new URL("../../fixtures/workers/crashing-decode-worker.mjs", import.meta.url) });
+    const fine = new Uint8Array([1, 2, 3]);
+    await expect(within(decoder.decode(ingestBatchSpec.path, fine), 5000, "decode")).resolves.toBe(3);
+    const error = await rejection(decoder.decode(ingestBatchSpec.path, new Uint8Array([0xee])));
+    expect((error as Error).message).toBe("decode worker exited with code 3");
+    expect(error).not.toBeInstanceOf(InvalidFieldError);
+    expect(lines).toEqual([expect.objectContaining({ msg: "decode worker exited; starting another", code: 3, inFlight: 1 })]);
+    await expect(within(decoder.decode(ingestBatchSpec.path, new Uint8Array(5)), 5000, "decode")).resolves.toBe(5);
+  });
+
+  it("after close, fails what the workers were decoding and every new request with UNAVAILABLE", async () => {
+    const decoder = pool();
+    const inFlight = rejection(decoder.decode(ingestBatchSpec.path, batch(300)));
+    expect(decoder.inFlight).toBe(1);
+    await decoder.close();
+    expect(await inFlight).toBeInstanceOf(UnavailableError);
+    expect(await rejection(decoder.decode(ingestBatchSpec.path, batch(1)))).toBeInstanceOf(UnavailableError);
+  });
+
+  it("spreads concurrent requests over its workers", async () => {
+    const decoder = pool({ workers: 2, inlineBelowBytes: 0 });
+    const bytes = batch(300);
+    const decoding = [1, 2, 3, 4].map(() => decoder.decode(ingestBatchSpec.path, bytes));
+    expect(decoder.inFlight).toBe(4);
+    const [first, ...rest] = await within(Promise.all(decoding), 5000, "decodes");
+    for (const other of rest) expect(other).toEqual(first);
+    expect(decoder.counts.worker).toBe(4);
+  });
+});
+
+describe("errors across the worker boundary", () => {
+  it("keep their domain class, field and message; anything else stays a plain Error with its stack", () => {
+    const invalid = fromWireError(toWireError(new InvalidFieldError("spans[2].kind", "is required")));
+    expect(invalid).toBeInstanceOf(InvalidFieldError);
+    expect(invalid).toMatchObject({ field: "spans[2].kind", reason: "is required", message: "spans[2].kind is required" });
+    const unavailable = fromWireError(toWireError(new UnavailableError("busy")));
+    expect(unavailable).toBeInstanceOf(UnavailableError);
+    expect(unavailable.message).toBe("busy");
+    const undecodable = fromWireError(toWireError(new UndecodableRequestError("a.B", "premature EOF")));
+    expect(undecodable).toBeInstanceOf(UndecodableRequestError);
+    expect(undecodable).toMatchObject({ typeName: "a.B", detail: "premature EOF" });
+    const bug = new TypeError("cannot read x of undefined");
+    const restored = fromWireError(toWireError(bug));
+    expect(restored.constructor).toBe(Error);
+    expect(restored.message).toBe("cannot read x of undefined");
+    expect(restored.stack).toBe(bug.stack);
+  });
+});
