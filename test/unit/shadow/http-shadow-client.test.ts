@@ -78,7 +78,7 @@ describe("createHttpShadowClient", () => {
     shadow.handle(() => "destroy");
     const outcome = await client.send(post());
     expect(outcome.kind).toBe("connection");
-    expect(outcome.kind === "connection" && outcome.error).toMatch(/ECONNRESET|socket hang up/);
+    expect(outcome.kind === "connection" && outcome.error).toMatch(/^(UND_ERR_SOCKET|ECONNRESET)$/);
   });
 
   it("sends the shadow Host with the -shadow suffix, the marker header, the traceparent and no hop-by-hop headers", async () => {
@@ -132,10 +132,12 @@ describe("createHttpShadowClient", () => {
     expect(shadow.hits[0]!.headers["transfer-encoding"]).toBeUndefined();
   });
 
-  it("reuses one keep-alive connection for sequential requests", async () => {
-    for (let i = 0; i < 5; i++) expect(await client.send(post())).toMatchObject({ kind: "response", status: 200 });
-    expect(new Set(shadow.hits.map((hit) => hit.remotePort)).size).toBe(1);
-    expect(shadow.connections).toBe(1);
+  it("reuses keep-alive connections for sequential requests instead of opening one per request", async () => {
+    for (let i = 0; i < 10; i++) expect(await client.send(post())).toMatchObject({ kind: "response", status: 200 });
+    // undici's pool may hand the next request to a second connection while
+    // the first finishes its response; both are then reused.
+    expect(shadow.connections).toBeLessThanOrEqual(2);
+    expect(new Set(shadow.hits.map((hit) => hit.remotePort)).size).toBe(shadow.connections);
   });
 
   it("cuts a response longer than maxResponseBytes, which then compares as text", async () => {
@@ -149,7 +151,7 @@ describe("createHttpShadowClient", () => {
     }
   });
 
-  it("turns a header value node:http refuses into an outcome instead of throwing", async () => {
+  it("turns a header value HTTP cannot carry into an outcome instead of sending or throwing", async () => {
     const outcome = await client.send(post("/", { headers: { "x-note": "price in \u20ac" } }));
     expect(outcome).toEqual({ kind: "connection", latencyMs: expect.any(Number), error: "ERR_INVALID_CHAR" });
     expect(shadow.hits).toHaveLength(0);
