@@ -19,6 +19,7 @@ import { GroupCommitter } from "./store/group-commit.js";
 import { migrations } from "./store/migrations.js";
 import { createGrpcServer, grpcServerCredentials, type TlsMaterial } from "./transport/grpc-server.js";
 import { createHttpServer, type HttpPort } from "./transport/http-server.js";
+import { inlineDecoder } from "./rpc/offload-specs.js";
 import { DecodePool } from "./transport/decode-pool.js";
 import { instrumentService } from "./transport/instrument.js";
 import { createProbeRoutes } from "./transport/probes.js";
@@ -81,7 +82,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     registerDecodeMetrics(metrics.registry, { counts: () => decodePool.counts, inFlight: () => decodePool.inFlight });
   }
 
-  const context: AssemblyContext = { config, db, committer, metrics, logger, ...(decodePool !== undefined ? { decoder: decodePool } : {}) };
+  const decoder = decodePool ?? inlineDecoder;
+  const context: AssemblyContext = { config, db, committer, metrics, logger, decoder };
   const registry = assembleRegistry(context);
   const modules: ServiceModule[] = [
     registry,
@@ -110,7 +112,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const grpc = createGrpcServer(instrumented, {
     maxMessageBytes: config.maxMessageBytes,
     shutdownSignal: shutdownController.signal,
-    ...(decodePool !== undefined ? { decoder: decodePool } : {}),
+    decoder,
   });
   const http = createHttpServer({
     registrations: instrumented,

@@ -15,7 +15,7 @@ export interface ServerConfig {
   readonly maxMessageBytes: number;
   /** Seconds to wait for in-flight calls on shutdown before ending them. */
   readonly shutdownTimeoutSeconds: number;
-  /** Worker threads decoding large ingest requests of the gRPC port; 0 = on the event loop. */
+  /** Worker threads decoding large ingest requests (gRPC IngestBatch and Export, OTLP/HTTP protobuf); 0 = on the event loop. */
   readonly decodeWorkers: number;
   readonly logLevel: LogLevel;
   readonly logFormat: "auto" | "json" | "pretty";

@@ -14,8 +14,8 @@ export interface AssemblyContext {
   readonly committer: GroupCommitter;
   readonly metrics: ServerMetrics;
   readonly logger: Logger;
-  /** Decodes large ingest requests off the event loop (`--decode-workers`); absent when that is 0. */
-  readonly decoder?: RequestDecoder;
+  /** Decodes offloadable requests: the decode pool (`--decode-workers`), or inline when that is 0. */
+  readonly decoder: RequestDecoder;
 }
 
 /**

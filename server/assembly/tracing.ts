@@ -48,7 +48,7 @@ export function assembleTracing({ config, db, committer, metrics, logger, decode
   });
   return {
     registrations: [createTracingService({ store, hub, limits, now }), createOtlpTraceService({ store, now })],
-    routes: createOtlpHttpRoutes({ store, now, maxBodyBytes: config.maxMessageBytes, logger, ...(decoder !== undefined ? { decoder } : {}) }),
+    routes: createOtlpHttpRoutes({ store, now, maxBodyBytes: config.maxMessageBytes, logger, decoder }),
     stop() {
       maintenance.stop();
       hub.close();

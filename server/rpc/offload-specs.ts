@@ -1,6 +1,6 @@
 import { TraceCollectorService } from "../../gen/latticeforge/tracing/v1/tracing_pb.js";
 import { TraceService } from "../../gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js";
-import { offloadSpec, type OffloadSpec } from "./offloaded-decoding.js";
+import { decodeAndPrepare, offloadSpec, type OffloadSpec, type RequestDecoder } from "./offloaded-decoding.js";
 import { spansFromExportRequest } from "./otlp-mapping.js";
 import { spansOfBatch } from "./tracing-mapping.js";
 
@@ -18,3 +18,20 @@ export const otlpExportSpec = offloadSpec(TraceService.method.export, spansFromE
 export const offloadSpecs: ReadonlyMap<string, OffloadSpec> = new Map(
   [ingestBatchSpec, otlpExportSpec].map((spec) => [spec.path, spec as unknown as OffloadSpec]),
 );
+
+/**
+ * Decodes and prepares on the calling thread: the gRPC port's decoder
+ * without decode workers, and the pool's for small requests. Its answers
+ * are the workers' answers.
+ */
+export const inlineDecoder: RequestDecoder = {
+  decode(path, bytes) {
+    const spec = offloadSpecs.get(path);
+    try {
+      if (spec === undefined) throw new Error(`no offload spec for ${path}`);
+      return Promise.resolve(decodeAndPrepare(spec, bytes));
+    } catch (thrown) {
+      return Promise.reject(thrown);
+    }
+  },
+};

@@ -20,8 +20,10 @@ export interface OtlpTraceOptions {
 }
 
 /**
- * Ingests an OTLP export request and answers it; the one implementation
- * behind `TraceService/Export` and OTLP/HTTP `POST /v1/traces`.
+ * Ingests an OTLP export request and answers it: `spansFromExportRequest`
+ * (step 1), then {@link exportMapped} (steps 2 and 3), the two halves that
+ * `TraceService/Export` and OTLP/HTTP `POST /v1/traces` run, the first in
+ * a decode worker for large requests.
  *
  * 1. Maps and validates every span (see `spansFromExportRequest`); invalid
  *    spans are rejected one by one.

@@ -1,6 +1,7 @@
 import type { DescService } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { offloadSpecOf, type OffloadSpec } from "./offloaded-decoding.js";
+import { offloadSpecs } from "./offload-specs.js";
 
 /**
  * One service as both transports serve it: the generated descriptor and the
@@ -26,6 +27,9 @@ export interface ServiceRegistration<S extends DescService = DescService> {
  * Pairs a service descriptor with its implementation, checking the
  * implementation against the descriptor at compile time, and notes which
  * handlers are offloadable.
+ *
+ * @throws Error when an offloadable handler's spec is not in `offloadSpecs`
+ *   (the decode workers could not find it)
  */
 export function registerService<S extends DescService>(
   service: S,
@@ -34,7 +38,9 @@ export function registerService<S extends DescService>(
   const offloaded = new Map<string, OffloadSpec>();
   for (const method of service.methods) {
     const spec = offloadSpecOf((impl as Record<string, unknown>)[method.localName]);
-    if (spec !== undefined) offloaded.set(method.localName, spec);
+    if (spec === undefined) continue;
+    if (offloadSpecs.get(spec.path) !== spec) throw new Error(`the offload spec of ${spec.path} is not listed in offloadSpecs`);
+    offloaded.set(method.localName, spec);
   }
   return { service, impl, ...(offloaded.size > 0 ? { offloaded } : {}) } as unknown as ServiceRegistration;
 }

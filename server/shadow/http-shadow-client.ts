@@ -1,12 +1,17 @@
+import { isIP } from "node:net";
 import { Pool } from "undici";
 import type { JsonValue } from "../core/mirror/model.js";
+import { mirrorInputLimits } from "../core/mirror/validation.js";
 import type { ShadowOutcome } from "../core/mirror/outcome.js";
 import type { ShadowRequest } from "../core/mirror/shadow-request.js";
 
 /** Sends shadow requests; every failure is an outcome, never an exception. */
 export interface ShadowClient {
   send(request: ShadowRequest): Promise<ShadowOutcome>;
-  /** Closes the keep-alive connections. */
+  /**
+   * Closes the connections; requests still in flight end as `connection`
+   * outcomes, and later ones too (`ERR_CLIENT_CLOSED`), without a socket.
+   */
   close(): void;
 }
 
@@ -16,6 +21,8 @@ export interface HttpShadowClientOptions {
   readonly maxSocketsPerOrigin?: number;
   /** Largest response body read; longer ones are cut (and compare as text). Default 1 MiB. */
   readonly maxResponseBytes?: number;
+  /** PEM certificates HTTPS shadows must chain to; default Node's bundled root CAs. */
+  readonly ca?: string | Buffer;
 }
 
 /**
@@ -28,20 +35,33 @@ export interface HttpShadowClientOptions {
  *
  * Outcomes: a response of any status (`response`, with the body parsed as
  * JSON, or as its text when it is not JSON); no complete answer within the
- * request's timeout (`timeout`: the request is aborted); a socket or DNS
+ * request's timeout (`timeout`: the request is aborted; undici's own
+ * connect, headers and body timeouts are off, so this is the only one;
+ * a connection still being set up goes on, for the next request); a socket or DNS
  * failure (`connection`, with the error code, e.g. `ECONNREFUSED`, or
  * undici's `UND_ERR_SOCKET` for a connection closed mid-request), or a
  * request that cannot be sent as HTTP (`connection`, `ERR_INVALID_CHAR` for
  * a header value outside visible latin-1).
+ *
+ * TLS: the server name (SNI, and the name the certificate must carry) is
+ * the endpoint's host, not the `-shadow` Host header, as Envoy's mirror
+ * cluster does.
  */
 export function createHttpShadowClient(options: HttpShadowClientOptions = {}): ShadowClient {
   const connections = options.maxSocketsPerOrigin ?? 64;
   const maxResponseBytes = options.maxResponseBytes ?? 1024 * 1024;
   const pools = new Map<string, Pool>();
+  let closed = false;
   const poolOf = (origin: string): Pool => {
     let pool = pools.get(origin);
     if (pool === undefined) {
-      pool = new Pool(origin, { connections });
+      pool = new Pool(origin, {
+        connections,
+        headersTimeout: 0,
+        bodyTimeout: 0,
+        connectTimeout: maxConnectTimeoutMs,
+        ...(options.ca !== undefined ? { connect: { ca: options.ca } } : {}),
+      });
       pools.set(origin, pool);
     }
     return pool;
@@ -50,6 +70,7 @@ export function createHttpShadowClient(options: HttpShadowClientOptions = {}): S
     async send(request) {
       const started = performance.now();
       const elapsed = (): number => performance.now() - started;
+      if (closed) return { kind: "connection", latencyMs: elapsed(), error: "ERR_CLIENT_CLOSED" };
       if (!validHeaderValues(request.headers)) return { kind: "connection", latencyMs: elapsed(), error: "ERR_INVALID_CHAR" };
       const url = new URL(request.url);
       const abort = new AbortController();
@@ -61,6 +82,7 @@ export function createHttpShadowClient(options: HttpShadowClientOptions = {}): S
           headers: request.headers,
           body: request.body === undefined || typeof request.body === "string" ? request.body : Buffer.from(request.body),
           signal: abort.signal,
+          ...(url.protocol === "https:" && isIP(url.hostname) === 0 ? { servername: url.hostname } : {}),
         });
         const text = await readText(response.body, maxResponseBytes);
         return { kind: "response", status: response.statusCode, latencyMs: elapsed(), ...(text === "" ? {} : { body: parseBody(text) }) };
@@ -73,11 +95,15 @@ export function createHttpShadowClient(options: HttpShadowClientOptions = {}): S
       }
     },
     close() {
+      closed = true;
       for (const pool of pools.values()) void pool.destroy();
       pools.clear();
     },
   };
 }
+
+/** undici's connect timeout, set past the longest request timeout so the request's own timeout decides. */
+const maxConnectTimeoutMs = mirrorInputLimits.maxTimeoutMs + 1000;
 
 /**
  * Header values HTTP/1.1 can carry: visible latin-1, spaces and tabs (as

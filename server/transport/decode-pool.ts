@@ -1,64 +1,9 @@
 import { Worker } from "node:worker_threads";
-import {
-  AlreadyExistsError,
-  DomainError,
-  FailedPreconditionError,
-  InvalidFieldError,
-  LimitExceededError,
-  NotFoundError,
-  UnavailableError,
-  type DomainErrorKind,
-} from "../core/errors.js";
+import { UnavailableError } from "../core/errors.js";
 import type { Logger } from "../observability/logger.js";
-import { decodeAndPrepare, UndecodableRequestError, type RequestDecoder } from "../rpc/offloaded-decoding.js";
-import { offloadSpecs } from "../rpc/offload-specs.js";
-
-/** A request for a decode worker: the bytes' buffer is transferred, not copied. */
-export interface DecodeTask {
-  readonly id: number;
-  readonly path: string;
-  readonly bytes: Uint8Array;
-}
-
-/** A decode worker's answer to a {@link DecodeTask}. */
-export type DecodeReply =
-  | { readonly id: number; readonly ok: true; readonly value: unknown }
-  | { readonly id: number; readonly ok: false; readonly error: WireError };
-
-/** An error thrown in a worker, as it crosses the thread boundary. */
-export type WireError =
-  | { readonly kind: DomainErrorKind; readonly message: string; readonly field?: string; readonly reason?: string }
-  | { readonly kind: "undecodable"; readonly typeName: string; readonly detail: string }
-  | { readonly kind: "bug"; readonly message: string; readonly stack?: string };
-
-/** What a worker sends back for a thrown value: domain errors keep their class (and field), anything else is a bug. */
-export function toWireError(thrown: unknown): WireError {
-  if (thrown instanceof UndecodableRequestError) return { kind: "undecodable", typeName: thrown.typeName, detail: thrown.detail };
-  if (thrown instanceof InvalidFieldError) return { kind: thrown.kind, message: thrown.message, field: thrown.field, reason: thrown.reason };
-  if (thrown instanceof DomainError) return { kind: thrown.kind, message: thrown.message };
-  const error = thrown instanceof Error ? thrown : new Error(String(thrown));
-  return { kind: "bug", message: error.message, ...(error.stack !== undefined ? { stack: error.stack } : {}) };
-}
-
-const domainErrors: Record<Exclude<DomainErrorKind, "invalid-field">, new (message: string) => DomainError> = {
-  "not-found": NotFoundError,
-  "already-exists": AlreadyExistsError,
-  "limit-exceeded": LimitExceededError,
-  "failed-precondition": FailedPreconditionError,
-  unavailable: UnavailableError,
-};
-
-/** The error a {@link WireError} stands for, of the class the worker threw (a bug is a plain Error, with the worker's stack). */
-export function fromWireError(wire: WireError): Error {
-  if (wire.kind === "bug") {
-    const error = new Error(wire.message);
-    if (wire.stack !== undefined) error.stack = wire.stack;
-    return error;
-  }
-  if (wire.kind === "undecodable") return new UndecodableRequestError(wire.typeName, wire.detail);
-  if (wire.kind === "invalid-field") return new InvalidFieldError(wire.field ?? "request", wire.reason ?? wire.message);
-  return new domainErrors[wire.kind](wire.message);
-}
+import type { RequestDecoder } from "../rpc/offloaded-decoding.js";
+import { inlineDecoder } from "../rpc/offload-specs.js";
+import { fromWireError, type DecodeReply, type DecodeTask } from "./decode-wire.js";
 
 /** Options of a {@link DecodePool}. */
 export interface DecodePoolOptions {
@@ -69,15 +14,15 @@ export interface DecodePoolOptions {
    * round trip (~0.1 ms) costs more than decoding them. Default 16 KiB.
    */
   readonly inlineBelowBytes?: number;
+  /**
+   * A task not answered within this many ms means the worker is stuck: it
+   * is stopped (its tasks fail) and replaced. Default 30 s; decoding the
+   * largest request takes well under a second.
+   */
+  readonly taskTimeoutMs?: number;
   readonly logger: Logger;
   /** The worker's module; default the compiled `decode-worker.js`. Tests substitute their own. */
   readonly workerUrl?: URL;
-}
-
-/** Requests a {@link DecodePool} decoded, by where: on the event loop (small ones) or in a worker. */
-export interface DecodeCounts {
-  readonly inline: number;
-  readonly worker: number;
 }
 
 /**
@@ -88,139 +33,184 @@ const compiledWorkerUrl = import.meta.url.endsWith(".ts")
   ? new URL("../../dist/server/transport/decode-worker.js", import.meta.url)
   : new URL("./decode-worker.js", import.meta.url);
 
+/** First delay before restarting a worker that died without answering, doubled per failure in a row. */
+const firstRestartDelayMs = 100;
+const maxRestartDelayMs = 10_000;
+
 /**
  * Worker threads that decode and prepare offloadable requests (see
  * `OffloadSpec`), so the event loop does not spend ~12 ms per 1,000-span
  * batch on protobuf decoding and validation while GetTrace calls wait.
  *
  * Invariants:
- * - A task goes to the worker with the fewest tasks in flight; each worker
- *   answers its tasks in order.
+ * - A task goes to the live worker with the fewest tasks in flight; each
+ *   worker answers its tasks in order. Small requests, and every request
+ *   while no worker is live, are decoded inline by the same code.
  * - The request bytes are copied once into a buffer of their own, which is
  *   transferred (grpc-js may hold the original).
  * - A worker that dies (it should not: `prepare` is pure and its errors are
- *   answered) fails its tasks in flight with an error that maps to INTERNAL,
- *   is logged, and is replaced.
+ *   answered) or does not answer a task within `taskTimeoutMs` fails its
+ *   tasks in flight with an error that maps to INTERNAL, is logged with its
+ *   cause, and is replaced: at once if it had answered before, otherwise
+ *   after a delay doubling from 100 ms to 10 s, so a worker that cannot
+ *   start does not spin.
  * - After {@link close}, every task in flight and every new one fails with
- *   UNAVAILABLE. Workers are unreferenced: they never keep the process up.
+ *   UNAVAILABLE. Workers and timers are unreferenced: they never keep the
+ *   process up.
  */
 export class DecodePool implements RequestDecoder {
-  private readonly workers: DecodeWorker[] = [];
+  /** One slot per worker; empty while a failed worker waits to be restarted. */
+  private readonly slots: (DecodeWorker | undefined)[];
   private readonly inlineBelowBytes: number;
+  private readonly taskTimeoutMs: number;
   private readonly logger: Logger;
   private readonly workerUrl: URL;
   private closed = false;
   private inline = 0;
   private offloaded = 0;
+  /** Workers in a row that died before answering anything. */
+  private startFailures = 0;
 
   constructor(options: DecodePoolOptions) {
     if (!Number.isInteger(options.workers) || options.workers < 1) throw new RangeError(`workers must be a positive integer, got ${options.workers}`);
     this.inlineBelowBytes = options.inlineBelowBytes ?? 16 * 1024;
+    this.taskTimeoutMs = options.taskTimeoutMs ?? 30_000;
     this.logger = options.logger;
     this.workerUrl = options.workerUrl ?? compiledWorkerUrl;
-    for (let i = 0; i < options.workers; i++) this.workers.push(this.spawn());
+    this.slots = Array.from({ length: options.workers }, () => undefined);
+    for (let slot = 0; slot < options.workers; slot++) this.start(slot);
   }
 
-  /** Requests decoded so far, by where. */
-  get counts(): DecodeCounts {
+  /** Requests decoded so far: inline (small ones, or while no worker was live) or in a worker. */
+  get counts(): { readonly inline: number; readonly worker: number } {
     return { inline: this.inline, worker: this.offloaded };
   }
 
   /** Requests the workers are decoding now. */
   get inFlight(): number {
     let total = 0;
-    for (const worker of this.workers) total += worker.inFlight;
+    for (const worker of this.slots) total += worker?.inFlight ?? 0;
     return total;
   }
 
   /** Decodes and prepares `bytes` for the spec at `path`, in a worker unless they are small. */
   decode(path: string, bytes: Uint8Array): Promise<unknown> {
-    const spec = offloadSpecs.get(path);
-    if (spec === undefined) return Promise.reject(new Error(`no offload spec for ${path}`));
     if (this.closed) return Promise.reject(new UnavailableError("server shutting down"));
-    if (bytes.byteLength < this.inlineBelowBytes) {
-      this.inline++;
-      try {
-        return Promise.resolve(decodeAndPrepare(spec, bytes));
-      } catch (thrown) {
-        return Promise.reject(thrown);
-      }
+    let least: DecodeWorker | undefined;
+    if (bytes.byteLength >= this.inlineBelowBytes) {
+      for (const worker of this.slots) if (worker !== undefined && (least === undefined || worker.inFlight < least.inFlight)) least = worker;
     }
-    let least = this.workers[0]!;
-    for (const worker of this.workers) if (worker.inFlight < least.inFlight) least = worker;
+    if (least === undefined) {
+      this.inline++;
+      return inlineDecoder.decode(path, bytes);
+    }
     this.offloaded++;
-    return least.run(path, bytes);
+    return least.run(path, bytes, this.taskTimeoutMs);
   }
 
   /** Stops the workers; what they were decoding fails with UNAVAILABLE. Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.all(this.workers.map((worker) => worker.terminate(new UnavailableError("server shutting down"))));
+    const workers = this.slots.filter((worker) => worker !== undefined);
+    this.slots.fill(undefined);
+    await Promise.all(workers.map((worker) => worker.terminate(new UnavailableError("server shutting down"))));
   }
 
-  private spawn(): DecodeWorker {
-    const worker = new DecodeWorker(this.workerUrl, (code, pending) => {
-      const index = this.workers.indexOf(worker);
-      if (this.closed || index < 0) return;
-      this.logger.error({ code, inFlight: pending }, "decode worker exited; starting another");
-      this.workers[index] = this.spawn();
+  private start(slot: number): void {
+    const worker = new DecodeWorker(this.workerUrl, (failure) => {
+      if (this.closed || this.slots[slot] !== worker) return;
+      this.slots[slot] = undefined;
+      this.startFailures = failure.answered ? 0 : this.startFailures + 1;
+      const delayMs = this.startFailures === 0 ? 0 : Math.min(firstRestartDelayMs * 2 ** (this.startFailures - 1), maxRestartDelayMs);
+      this.logger.error({ err: failure.cause, inFlight: failure.inFlight, restartInMs: delayMs }, "decode worker failed; starting another");
+      setTimeout(() => {
+        if (!this.closed) this.start(slot);
+      }, delayMs).unref();
     });
-    return worker;
+    this.slots[slot] = worker;
   }
+}
+
+/** Why a worker stopped serving, for its pool. */
+interface WorkerFailure {
+  readonly cause: Error;
+  /** Tasks it failed. */
+  readonly inFlight: number;
+  /** It had answered at least one task (so it did start). */
+  readonly answered: boolean;
 }
 
 /** One worker thread and its tasks in flight. */
 class DecodeWorker {
   private readonly worker: Worker;
-  private readonly pending = new Map<number, { resolve(value: unknown): void; reject(error: Error): void }>();
+  private readonly pending = new Map<number, { resolve(value: unknown): void; reject(error: Error): void; timer: NodeJS.Timeout }>();
   private nextId = 0;
-  private exited = false;
+  private answered = false;
+  /** Set once the worker stops serving (failed or terminated); later tasks fail at once. */
+  private stopped = false;
+  private lastError: Error | undefined;
 
-  constructor(url: URL, onUnexpectedExit: (code: number, inFlight: number) => void) {
+  constructor(url: URL, private readonly onFailure: (failure: WorkerFailure) => void) {
     this.worker = new Worker(url);
     this.worker.unref();
     this.worker.on("message", (reply: DecodeReply) => {
       const task = this.pending.get(reply.id);
       if (task === undefined) return;
+      this.answered = true;
       this.pending.delete(reply.id);
+      clearTimeout(task.timer);
       if (reply.ok) task.resolve(reply.value);
       else task.reject(fromWireError(reply.error));
     });
-    // An 'error' event is always followed by 'exit'; the tasks fail there.
-    this.worker.on("error", () => undefined);
-    this.worker.on("exit", (code) => {
-      if (this.exited) return;
-      this.exited = true;
-      const inFlight = this.pending.size;
-      this.failAll(new Error(`decode worker exited with code ${code}`));
-      onUnexpectedExit(code, inFlight);
+    // An 'error' event (an exception the worker did not catch, or a module
+    // that failed to load) is always followed by 'exit'.
+    this.worker.on("error", (error) => {
+      this.lastError = error;
     });
+    this.worker.on("exit", (code) => this.fail(this.lastError ?? new Error(`decode worker exited with code ${code}`)));
   }
 
   get inFlight(): number {
     return this.pending.size;
   }
 
-  run(path: string, bytes: Uint8Array): Promise<unknown> {
-    if (this.exited) return Promise.reject(new Error("decode worker exited"));
+  run(path: string, bytes: Uint8Array, timeoutMs: number): Promise<unknown> {
+    if (this.stopped) return Promise.reject(new Error("decode worker stopped"));
     const id = this.nextId++;
     const own = new Uint8Array(bytes);
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+      const timer = setTimeout(() => {
+        this.fail(new Error(`decode worker did not answer within ${timeoutMs} ms`));
+        void this.worker.terminate();
+      }, timeoutMs).unref();
+      this.pending.set(id, { resolve, reject, timer });
       const task: DecodeTask = { id, path, bytes: own };
       this.worker.postMessage(task, [own.buffer]);
     });
   }
 
+  /** Stops the thread; its tasks fail with `reason`. Not a failure: the pool is closing. */
   async terminate(reason: Error): Promise<void> {
-    this.exited = true;
-    this.failAll(reason);
+    this.stopped = true;
+    this.failTasks(reason);
     await this.worker.terminate();
   }
 
-  private failAll(reason: Error): void {
-    for (const task of this.pending.values()) task.reject(reason);
+  /** The worker died or hung: its tasks fail with `cause` (INTERNAL) and the pool hears of it, once. */
+  private fail(cause: Error): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    const inFlight = this.pending.size;
+    this.failTasks(cause);
+    this.onFailure({ cause, inFlight, answered: this.answered });
+  }
+
+  private failTasks(reason: Error): void {
+    for (const task of this.pending.values()) {
+      clearTimeout(task.timer);
+      task.reject(reason);
+    }
     this.pending.clear();
   }
 }

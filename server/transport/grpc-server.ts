@@ -34,9 +34,11 @@ export interface GrpcServerOptions {
   readonly shutdownSignal: AbortSignal;
   /**
    * Decodes the requests of offloadable methods (see
-   * `ServiceRegistration.offloaded`) off the event loop: their handlers get
-   * an `EncodedRequest` instead of a message. Without one, every request is
-   * decoded on the event loop.
+   * `ServiceRegistration.offloaded`): their handlers get an
+   * `EncodedRequest` instead of a message, so that bytes that are not the
+   * request message answer INVALID_ARGUMENT (grpc-js's own decoding would
+   * answer INTERNAL). The decode pool, or the inline decoder without one.
+   * Without a decoder, grpc-js decodes every request.
    */
   readonly decoder?: RequestDecoder;
 }

@@ -1,6 +1,5 @@
 import {
   create,
-  fromBinary,
   fromJson,
   toBinary,
   toJsonString,
@@ -20,6 +19,7 @@ import {
   type ExportTraceServiceRequest,
   type ExportTraceServiceResponse,
 } from "../../gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js";
+import { UnavailableError } from "../core/errors.js";
 import type { Logger } from "../observability/logger.js";
 import { UndecodableRequestError, type RequestDecoder } from "../rpc/offloaded-decoding.js";
 import { otlpExportSpec } from "../rpc/offload-specs.js";
@@ -29,8 +29,8 @@ import type { HttpRoute } from "./http-server.js";
 
 /** Options for {@link createOtlpHttpRoutes}. */
 export interface OtlpHttpOptions extends OtlpTraceOptions {
-  /** Decodes protobuf bodies off the event loop; without one they are decoded inline. */
-  readonly decoder?: RequestDecoder;
+  /** Decodes and maps protobuf bodies: the decode pool (large ones off the event loop) or the inline decoder. */
+  readonly decoder: RequestDecoder;
   /**
    * Largest request body in bytes, both as sent and after gzip
    * decompression; a larger one is answered 413.
@@ -118,16 +118,18 @@ async function handleTraces(req: Request, res: Response, options: OtlpHttpOption
   let response: ExportTraceServiceResponse;
   try {
     const mapped =
-      encoding === "application/x-protobuf" && options.decoder !== undefined
+      encoding === "application/x-protobuf"
         ? ((await options.decoder.decode(otlpExportSpec.path, body)) as OtlpMappingResult)
-        : spansFromExportRequest(decodeRequest(body, encoding));
+        : spansFromExportRequest(decodeJsonRequest(body));
     response = await exportMapped(mapped, options);
   } catch (error) {
     if (error instanceof UndecodableRequestError) {
       sendStatus(res, 400, encoding, Code.InvalidArgument, `request body is not an ExportTraceServiceRequest: ${error.detail}`);
       return;
     }
-    options.logger.error({ err: error, path: otlpTracesPath }, "otlp/http export failed");
+    // Unavailable (shutdown, a failed fsync) is expected and retried; anything else is a bug or a dead decode worker.
+    if (error instanceof UnavailableError) options.logger.warn({ error: error.message, path: otlpTracesPath }, "otlp/http export unavailable");
+    else options.logger.error({ err: error, path: otlpTracesPath }, "otlp/http export failed");
     sendStatus(res, 503, encoding, Code.Unavailable, "trace ingestion is unavailable; retry later");
     return;
   }
@@ -191,13 +193,12 @@ function readBody(req: Request, maxBytes: number): Promise<Buffer | undefined> {
 }
 
 /**
- * Decodes a request body.
+ * Decodes an OTLP/JSON request body.
  *
- * @throws UndecodableRequestError when the body is not the message in `encoding`
+ * @throws UndecodableRequestError when the body is not the message in OTLP/JSON
  */
-function decodeRequest(body: Buffer, encoding: Encoding): ExportTraceServiceRequest {
+function decodeJsonRequest(body: Buffer): ExportTraceServiceRequest {
   try {
-    if (encoding === "application/x-protobuf") return fromBinary(ExportTraceServiceRequestSchema, body);
     const json: unknown = JSON.parse(quoteNanoTimes(body.toString("utf8")));
     hexIdsToBase64(json);
     return fromJson(ExportTraceServiceRequestSchema, json as JsonValue, { ignoreUnknownFields: true });

@@ -8,8 +8,9 @@ import { openPipelineStore } from "./tracing-pipeline-store.js";
 /**
  * OTLP Export's raw pipeline, the ceiling of the `otlp-export` target: the
  * bytes load client 0 sends, decoded with protobuf-es and handed to
- * `exportSpans` (the one implementation behind both OTLP transports: map,
- * validate, `TracingStore.ingestBatch`, answer), with no RPC.
+ * `exportSpans` (the mapping and `exportMapped` both OTLP transports run:
+ * map, validate, `TracingStore.ingestBatch`, answer), on one thread, with
+ * no RPC.
  */
 const otlpPipeline: PipelineScenario = {
   open({ dir, durability }) {

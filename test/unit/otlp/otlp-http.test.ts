@@ -15,6 +15,7 @@ import {
 import { Span_SpanKind, Status_StatusCode, type Span as OtlpSpan, type SpanSchema } from "../../../gen/opentelemetry/proto/trace/v1/trace_pb.js";
 import { defaultCollectorLimits } from "../../../server/core/tracing/model.js";
 import type { Logger } from "../../../server/observability/logger.js";
+import { inlineDecoder } from "../../../server/rpc/offload-specs.js";
 import { exportSpans, createOtlpTraceService, type OtlpTraceOptions } from "../../../server/rpc/otlp-trace.js";
 import { closeDatabase, openDatabase, type SqliteDatabase } from "../../../server/store/database.js";
 import { GroupCommitter } from "../../../server/store/group-commit.js";
@@ -151,7 +152,7 @@ describe("OTLP/HTTP POST /v1/traces", () => {
 
   async function serve(options: Partial<OtlpTraceOptions> = {}): Promise<void> {
     logger = pino({ level: "silent" });
-    const route = createOtlpHttpRoutes({ ...traceOptions(), ...options, maxBodyBytes, logger }).get(otlpTracesPath)!;
+    const route = createOtlpHttpRoutes({ ...traceOptions(), ...options, maxBodyBytes, logger, decoder: inlineDecoder }).get(otlpTracesPath)!;
     server = http.createServer((req, res) => void route(req, res));
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}${otlpTracesPath}`;
@@ -362,7 +363,7 @@ describe("OTLP/HTTP POST /v1/traces", () => {
   });
 
   it("serves HTTP/2 requests too", async () => {
-    const route: HttpRoute = createOtlpHttpRoutes({ ...traceOptions(), maxBodyBytes, logger }).get(otlpTracesPath)!;
+    const route: HttpRoute = createOtlpHttpRoutes({ ...traceOptions(), maxBodyBytes, logger, decoder: inlineDecoder }).get(otlpTracesPath)!;
     const h2 = http2.createServer((req, res) => void route(req, res));
     await new Promise<void>((resolve) => h2.listen(0, "127.0.0.1", resolve));
     const session = http2.connect(`http://127.0.0.1:${(h2.address() as AddressInfo).port}`);

@@ -1,6 +1,14 @@
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import http from "node:http";
+import https from "node:https";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { TLSSocket } from "node:tls";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { buildShadowRequest, type ShadowRequest } from "../../../server/core/mirror/shadow-request.js";
 import { createHttpShadowClient, type ShadowClient } from "../../../server/shadow/http-shadow-client.js";
+import { createTestCertificates } from "../../fixtures/certificates.js";
 import { closedPort, startShadow, type TestShadow } from "../../fixtures/mirror.js";
 import { within } from "../../fixtures/streams.js";
 import { mirroredRequest } from "../mirror/builders.js";
@@ -169,5 +177,79 @@ describe("createHttpShadowClient", () => {
     } finally {
       fresh.close();
     }
+  });
+});
+
+describe("createHttpShadowClient, beyond a plain answer", () => {
+  /** Starts `server` on 127.0.0.1:0 and returns its port; closes it after the test. */
+  const servers: (http.Server | https.Server)[] = [];
+  afterEach(async () => {
+    for (const server of servers.splice(0)) {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+  async function listen(server: http.Server | https.Server): Promise<number> {
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    return (server.address() as AddressInfo).port;
+  }
+
+  it("times out a shadow that sends its headers and then stalls the body", async () => {
+    const port = await listen(
+      http.createServer((_req, res) => {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.write('{"partial":');
+      }),
+    );
+    const client = createHttpShadowClient();
+    try {
+      const request: ShadowRequest = { url: `http://127.0.0.1:${port}/slow`, method: "GET", headers: {}, timeoutMs: 200 };
+      const outcome = await within(client.send(request), 3000, "timeout outcome");
+      expect(outcome.kind).toBe("timeout");
+      expect(outcome.latencyMs).toBeGreaterThanOrEqual(199);
+    } finally {
+      client.close();
+    }
+  });
+
+  it("names the endpoint's host in TLS (SNI and certificate check), not the -shadow Host header", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "lf-shadow-tls-"));
+    try {
+      const certs = createTestCertificates(dir);
+      const seen: { servername: string | false | null; host: string | undefined }[] = [];
+      const port = await listen(
+        https.createServer({ cert: readFileSync(certs.serverCert), key: readFileSync(certs.serverKey) }, (req, res) => {
+          seen.push({ servername: (req.socket as TLSSocket).servername, host: req.headers.host });
+          res.end("{}");
+        }),
+      );
+      const client = createHttpShadowClient({ ca: readFileSync(certs.ca) });
+      try {
+        const request = buildShadowRequest(mirroredRequest({ headers: { host: "orders.internal" } }), {
+          mirrorId: "m",
+          endpoint: `https://localhost:${port}`,
+          timeoutMs: 2000,
+        });
+        expect(await client.send(request)).toMatchObject({ kind: "response", status: 200 });
+        expect(seen).toEqual([{ servername: "localhost", host: "orders.internal-shadow" }]);
+      } finally {
+        client.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("answers every request after close as a connection outcome, without a socket", async () => {
+    let connections = 0;
+    const server = http.createServer((_req, res) => res.end("{}"));
+    server.on("connection", () => connections++);
+    const port = await listen(server);
+    const client = createHttpShadowClient();
+    client.close();
+    const outcome = await client.send({ url: `http://127.0.0.1:${port}/`, method: "GET", headers: {}, timeoutMs: 1000 });
+    expect(outcome).toEqual({ kind: "connection", latencyMs: expect.any(Number), error: "ERR_CLIENT_CLOSED" });
+    expect(connections).toBe(0);
   });
 });

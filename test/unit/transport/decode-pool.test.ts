@@ -8,7 +8,8 @@ import { ingestBatchSpec, otlpExportSpec } from "../../../server/rpc/offload-spe
 import { UndecodableRequestError } from "../../../server/rpc/offloaded-decoding.js";
 import { spansFromExportRequest } from "../../../server/rpc/otlp-mapping.js";
 import { spansOfBatch } from "../../../server/rpc/tracing-mapping.js";
-import { DecodePool, fromWireError, toWireError, type DecodePoolOptions } from "../../../server/transport/decode-pool.js";
+import { DecodePool, type DecodePoolOptions } from "../../../server/transport/decode-pool.js";
+import { fromWireError, toWireError } from "../../../server/transport/decode-wire.js";
 import { within } from "../../fixtures/streams.js";
 import { newTraceId, spanMessage } from "../../fixtures/tracing.js";
 
@@ -58,7 +59,7 @@ describe("DecodePool", () => {
     expect(bytes.byteLength).toBeGreaterThan(16 * 1024);
     const decoder = pool();
     const spans = await within(decoder.decode(ingestBatchSpec.path, bytes), 5000, "decode");
-    expect(spans).toEqual(spansOfBatch(fromBinary(IngestBatchRequestSchema, bytes)));
+    expect(spans).toStrictEqual(spansOfBatch(fromBinary(IngestBatchRequestSchema, bytes)));
     expect((spans as unknown[]).length).toBe(300);
     expect(decoder.counts).toEqual({ inline: 0, worker: 1 });
     expect(decoder.inFlight).toBe(0);
@@ -121,21 +122,54 @@ describe("DecodePool", () => {
     const bytes = toBinary(ExportTraceServiceRequestSchema, request);
     expect(bytes.byteLength).toBeGreaterThan(16 * 1024);
     const mapped = await within(pool().decode(otlpExportSpec.path, bytes), 5000, "decode");
-    expect(mapped).toEqual(spansFromExportRequest(fromBinary(ExportTraceServiceRequestSchema, bytes)));
+    expect(mapped).toStrictEqual(spansFromExportRequest(fromBinary(ExportTraceServiceRequestSchema, bytes)));
     expect(mapped).toMatchObject({ rejected: 1 });
   });
 
-  it("fails the tasks of a worker that dies, logs it, and decodes on with a new worker", async () => {
+  const standIn = new URL("../../fixtures/workers/crashing-decode-worker.mjs", import.meta.url);
+
+  /** A logger whose error lines land in `lines`. */
+  function recording(lines: Record<string, unknown>[]) {
+    return pino({ level: "error" }, { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) });
+  }
+
+  it("fails the tasks of a worker that dies, logs why, and decodes on with a new worker at once", async () => {
     const lines: Record<string, unknown>[] = [];
-    const logger = pino({ level: "error" }, { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) });
-    const decoder = pool({ logger, inlineBelowBytes: 0, workerUrl: new URL("../../fixtures/workers/crashing-decode-worker.mjs", import.meta.url) });
-    const fine = new Uint8Array([1, 2, 3]);
-    await expect(within(decoder.decode(ingestBatchSpec.path, fine), 5000, "decode")).resolves.toBe(3);
+    const decoder = pool({ logger: recording(lines), inlineBelowBytes: 0, workerUrl: standIn });
+    await expect(within(decoder.decode(ingestBatchSpec.path, new Uint8Array(3)), 5000, "decode")).resolves.toMatchObject({ bytes: 3 });
     const error = await rejection(decoder.decode(ingestBatchSpec.path, new Uint8Array([0xee])));
     expect((error as Error).message).toBe("decode worker exited with code 3");
     expect(error).not.toBeInstanceOf(InvalidFieldError);
-    expect(lines).toEqual([expect.objectContaining({ msg: "decode worker exited; starting another", code: 3, inFlight: 1 })]);
-    await expect(within(decoder.decode(ingestBatchSpec.path, new Uint8Array(5)), 5000, "decode")).resolves.toBe(5);
+    expect(lines).toEqual([
+      expect.objectContaining({ msg: "decode worker failed; starting another", inFlight: 1, restartInMs: 0, err: expect.objectContaining({ message: "decode worker exited with code 3" }) }),
+    ]);
+    // Until the new worker is up, requests are decoded inline (where 5 zero bytes do not decode).
+    const fromWorker = () => decoder.decode(ingestBatchSpec.path, new Uint8Array(5)).catch(() => "decoded inline");
+    await expect.poll(fromWorker, { timeout: 5000 }).toMatchObject({ bytes: 5 });
+  });
+
+  it("stops and replaces a worker that does not answer within the task timeout", async () => {
+    const lines: Record<string, unknown>[] = [];
+    const decoder = pool({ logger: recording(lines), inlineBelowBytes: 0, taskTimeoutMs: 200, workerUrl: standIn });
+    await expect(within(decoder.decode(ingestBatchSpec.path, new Uint8Array(3)), 5000, "decode")).resolves.toMatchObject({ bytes: 3 });
+    const started = performance.now();
+    const error = await rejection(decoder.decode(ingestBatchSpec.path, new Uint8Array([0xef])));
+    expect((error as Error).message).toBe("decode worker did not answer within 200 ms");
+    expect(performance.now() - started).toBeGreaterThanOrEqual(190);
+    expect(lines).toEqual([expect.objectContaining({ msg: "decode worker failed; starting another", inFlight: 1, restartInMs: 0 })]);
+    const fromWorker = () => decoder.decode(ingestBatchSpec.path, new Uint8Array(4)).catch(() => "decoded inline");
+    await expect.poll(fromWorker, { timeout: 5000 }).toMatchObject({ bytes: 4 });
+  });
+
+  it("decodes inline while a worker that cannot start waits, with growing delays, to be restarted", async () => {
+    const lines: Record<string, unknown>[] = [];
+    const decoder = pool({ logger: recording(lines), inlineBelowBytes: 0, workerUrl: new URL("../../fixtures/workers/missing-worker.mjs", import.meta.url) });
+    await expect.poll(() => lines.length, { timeout: 5000 }).toBeGreaterThanOrEqual(3);
+    expect(lines.slice(0, 3).map((line) => line.restartInMs)).toEqual([100, 200, 400]);
+    expect(lines[0]!.err).toMatchObject({ message: expect.stringContaining("missing-worker.mjs") });
+    const bytes = batch(300);
+    await expect(decoder.decode(ingestBatchSpec.path, bytes)).resolves.toStrictEqual(spansOfBatch(fromBinary(IngestBatchRequestSchema, bytes)));
+    expect(decoder.counts).toEqual({ inline: 1, worker: 0 });
   });
 
   it("after close, fails what the workers were decoding and every new request with UNAVAILABLE", async () => {
@@ -148,12 +182,13 @@ describe("DecodePool", () => {
   });
 
   it("spreads concurrent requests over its workers", async () => {
-    const decoder = pool({ workers: 2, inlineBelowBytes: 0 });
-    const bytes = batch(300);
-    const decoding = [1, 2, 3, 4].map(() => decoder.decode(ingestBatchSpec.path, bytes));
+    const decoder = pool({ workers: 2, inlineBelowBytes: 0, workerUrl: standIn });
+    const decoding = [1, 2, 3, 4].map(() => decoder.decode(ingestBatchSpec.path, new Uint8Array(8)));
     expect(decoder.inFlight).toBe(4);
-    const [first, ...rest] = await within(Promise.all(decoding), 5000, "decodes");
-    for (const other of rest) expect(other).toEqual(first);
+    const answers = (await within(Promise.all(decoding), 5000, "decodes")) as { thread: number }[];
+    const threads = answers.map((answer) => answer.thread);
+    expect(new Set(threads).size).toBe(2);
+    expect(threads.filter((thread) => thread === threads[0])).toHaveLength(2);
     expect(decoder.counts.worker).toBe(4);
   });
 });

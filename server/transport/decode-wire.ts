@@ -1,0 +1,63 @@
+/**
+ * What crosses the thread boundary between the `DecodePool` and its
+ * workers: tasks, replies, and thrown errors in a form structured clone
+ * keeps (it drops classes, so errors travel as their kind and fields).
+ */
+import {
+  AlreadyExistsError,
+  DomainError,
+  FailedPreconditionError,
+  InvalidFieldError,
+  LimitExceededError,
+  NotFoundError,
+  UnavailableError,
+  type DomainErrorKind,
+} from "../core/errors.js";
+import { UndecodableRequestError } from "../rpc/offloaded-decoding.js";
+
+/** A request for a decode worker: the bytes' buffer is transferred, not copied. */
+export interface DecodeTask {
+  readonly id: number;
+  readonly path: string;
+  readonly bytes: Uint8Array;
+}
+
+/** A decode worker's answer to a {@link DecodeTask}. */
+export type DecodeReply =
+  | { readonly id: number; readonly ok: true; readonly value: unknown }
+  | { readonly id: number; readonly ok: false; readonly error: WireError };
+
+/** An error thrown in a worker, as it crosses the thread boundary. */
+export type WireError =
+  | { readonly kind: DomainErrorKind; readonly message: string; readonly field?: string; readonly reason?: string }
+  | { readonly kind: "undecodable"; readonly typeName: string; readonly detail: string }
+  | { readonly kind: "bug"; readonly message: string; readonly stack?: string };
+
+/** What a worker sends back for a thrown value: domain errors keep their class (and field), anything else is a bug. */
+export function toWireError(thrown: unknown): WireError {
+  if (thrown instanceof UndecodableRequestError) return { kind: "undecodable", typeName: thrown.typeName, detail: thrown.detail };
+  if (thrown instanceof InvalidFieldError) return { kind: thrown.kind, message: thrown.message, field: thrown.field, reason: thrown.reason };
+  if (thrown instanceof DomainError) return { kind: thrown.kind, message: thrown.message };
+  const error = thrown instanceof Error ? thrown : new Error(String(thrown));
+  return { kind: "bug", message: error.message, ...(error.stack !== undefined ? { stack: error.stack } : {}) };
+}
+
+const domainErrors: Record<Exclude<DomainErrorKind, "invalid-field">, new (message: string) => DomainError> = {
+  "not-found": NotFoundError,
+  "already-exists": AlreadyExistsError,
+  "limit-exceeded": LimitExceededError,
+  "failed-precondition": FailedPreconditionError,
+  unavailable: UnavailableError,
+};
+
+/** The error a {@link WireError} stands for, of the class the worker threw (a bug is a plain Error, with the worker's stack). */
+export function fromWireError(wire: WireError): Error {
+  if (wire.kind === "bug") {
+    const error = new Error(wire.message);
+    if (wire.stack !== undefined) error.stack = wire.stack;
+    return error;
+  }
+  if (wire.kind === "undecodable") return new UndecodableRequestError(wire.typeName, wire.detail);
+  if (wire.kind === "invalid-field") return new InvalidFieldError(wire.field ?? "request", wire.reason ?? wire.message);
+  return new domainErrors[wire.kind](wire.message);
+}
