@@ -68,6 +68,7 @@ export interface ControlPlane {
 export async function startControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
   const { config, logger } = options;
   const tls = readTls(config);
+  const shadowCa = config.shadowTlsCa === undefined ? undefined : readFlagFile(config.shadowTlsCa, "--shadow-tls-ca");
   const metrics = createServerMetrics();
   const db = openStore(config, logger);
   const committer = new GroupCommitter(db, {
@@ -88,7 +89,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const modules: ServiceModule[] = [
     registry,
     assembleXds(context, registry, options.adjustXdsResource),
-    assembleMirror(context),
+    assembleMirror(context, shadowCa),
     assembleTracing(context),
   ];
   const domain = modules.flatMap((module) => module.registrations);
@@ -177,19 +178,21 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   };
 }
 
+/** A file a flag names, read at startup. @throws StartupError naming the flag */
+function readFlagFile(path: string, flag: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw new StartupError(`cannot read ${flag} ${path}: ${(error as Error).message}`);
+  }
+}
+
 function readTls(config: ServerConfig): TlsMaterial | undefined {
   if (config.tlsCert === undefined || config.tlsKey === undefined) return undefined;
-  const read = (path: string, flag: string): Buffer => {
-    try {
-      return readFileSync(path);
-    } catch (error) {
-      throw new StartupError(`cannot read ${flag} ${path}: ${(error as Error).message}`);
-    }
-  };
   return {
-    cert: read(config.tlsCert, "--tls-cert"),
-    key: read(config.tlsKey, "--tls-key"),
-    ...(config.tlsClientCa !== undefined ? { clientCa: read(config.tlsClientCa, "--tls-client-ca") } : {}),
+    cert: readFlagFile(config.tlsCert, "--tls-cert"),
+    key: readFlagFile(config.tlsKey, "--tls-key"),
+    ...(config.tlsClientCa !== undefined ? { clientCa: readFlagFile(config.tlsClientCa, "--tls-client-ca") } : {}),
   };
 }
 

@@ -58,6 +58,8 @@ export interface ServerConfig {
   readonly pruneIntervalSeconds: number;
   /** Mirror: mirrors that may be configured at once. */
   readonly maxMirrors: number;
+  /** Mirror: PEM CA bundle HTTPS shadows may chain to, besides Node's root CAs. */
+  readonly shadowTlsCa: string | undefined;
 }
 
 /** Levels accepted by `--log-level`. */
@@ -157,6 +159,7 @@ export const configOptions: readonly ConfigOption[] = [
   { key: "anomalyMinErrors", flag: "anomaly-min-errors", env: "LATTICEFORGE_ANOMALY_MIN_ERRORS", defaultValue: "0", description: "tracing: a trace with at least this many ERROR/TIMEOUT spans is anomalous too (0 = off)", parse: number(0, 1_000_000, true) },
   { key: "serviceSlosMs", flag: "service-slos", env: "LATTICEFORGE_SERVICE_SLOS", defaultValue: "discovery=15,mirror=5,tracing=25", description: "tracing: default latency SLOs (ms) of the SLO report, as service=ms pairs", parse: parseServiceSlos },
   { key: "pruneIntervalSeconds", flag: "prune-interval", env: "LATTICEFORGE_PRUNE_INTERVAL", defaultValue: "10", description: "tracing: seconds between background passes removing expired traces", parse: number(0.01, 86_400, false) },
+  { key: "shadowTlsCa", flag: "shadow-tls-ca", env: "LATTICEFORGE_SHADOW_TLS_CA", defaultValue: undefined, description: "mirror: PEM CA bundle that HTTPS shadow endpoints' certificates may chain to, besides Node's root CAs", parse: text },
   { key: "maxMirrors", flag: "max-mirrors", env: "LATTICEFORGE_MAX_MIRRORS", defaultValue: "10", description: "mirror: mirrors that may be configured at once; more fail with RESOURCE_EXHAUSTED", parse: number(1, 1000, true) },
 ];
 

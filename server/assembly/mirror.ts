@@ -1,3 +1,4 @@
+import { rootCertificates } from "node:tls";
 import { defaultMirrorLimits } from "../core/mirror/model.js";
 import { registerMirrorMetrics } from "../observability/metrics.js";
 import { createMirrorService } from "../rpc/mirror.js";
@@ -13,8 +14,10 @@ import type { AssemblyContext, ServiceModule } from "./service-module.js";
  * memory and SQLite, durable buffers), the mirror-config watch hub, the
  * dispatcher with its keep-alive shadow client, metrics, and compaction of
  * the configuration history.
+ *
+ * @param shadowCa PEM CA certificates HTTPS shadows may also chain to (`--shadow-tls-ca`)
  */
-export function assembleMirror({ config, db, committer, metrics, logger }: AssemblyContext): ServiceModule {
+export function assembleMirror({ config, db, committer, metrics, logger }: AssemblyContext, shadowCa?: Buffer): ServiceModule {
   const now = Date.now;
   const limits = defaultMirrorLimits({ maxMirrors: config.maxMirrors });
   const store = new MirrorStore(db, committer, { limits, now });
@@ -23,7 +26,7 @@ export function assembleMirror({ config, db, committer, metrics, logger }: Assem
     queueSize: config.watchQueueSize,
   });
   store.onChange((change) => hub.notify(change));
-  const shadowClient = createHttpShadowClient();
+  const shadowClient = createHttpShadowClient(shadowCa === undefined ? {} : { ca: [...rootCertificates, shadowCa.toString("utf8")].join("\n") });
   const dispatcher = new Dispatcher(store, shadowClient, { now });
   registerMirrorMetrics(metrics.registry, {
     mirrors: () => store.mirrors().length,
