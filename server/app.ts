@@ -147,6 +147,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     closeDatabase(db);
     throw error;
   }
+  // The decode workers' memory belongs to the start, not to the first requests.
+  await decodePool?.ready();
   logger.info(
     { grpc: `${hostOf(config.listen)}:${grpcPort}`, http: `${hostOf(config.httpListen)}:${httpPort}`, db: config.db, tls: tls !== undefined },
     "control plane serving",

@@ -3,7 +3,7 @@ import { UnavailableError } from "../core/errors.js";
 import type { Logger } from "../observability/logger.js";
 import type { RequestDecoder } from "../rpc/offloaded-decoding.js";
 import { inlineDecoder } from "../rpc/offload-specs.js";
-import { fromWireError, type DecodeReply, type DecodeTask } from "./decode-wire.js";
+import { fromWireError, workerReady, type DecodeReply, type DecodeTask } from "./decode-wire.js";
 
 /** Options of a {@link DecodePool}. */
 export interface DecodePoolOptions {
@@ -51,7 +51,7 @@ const maxRestartDelayMs = 10_000;
  * - A worker that dies (it should not: `prepare` is pure and its errors are
  *   answered) or does not answer a task within `taskTimeoutMs` fails its
  *   tasks in flight with an error that maps to INTERNAL, is logged with its
- *   cause, and is replaced: at once if it had answered before, otherwise
+ *   cause, and is replaced: at once if it had started, otherwise
  *   after a delay doubling from 100 ms to 10 s, so a worker that cannot
  *   start does not spin.
  * - After {@link close}, every task in flight and every new one fails with
@@ -79,6 +79,14 @@ export class DecodePool implements RequestDecoder {
     this.workerUrl = options.workerUrl ?? compiledWorkerUrl;
     this.slots = Array.from({ length: options.workers }, () => undefined);
     for (let slot = 0; slot < options.workers; slot++) this.start(slot);
+  }
+
+  /**
+   * Resolves once every worker has loaded (or failed to), so a server can
+   * count their memory as part of its start, not of its first requests.
+   */
+  ready(): Promise<void> {
+    return Promise.all(this.slots.map((worker) => worker?.started)).then(() => undefined);
   }
 
   /** Requests decoded so far: inline (small ones, or while no worker was live) or in a worker. */
@@ -121,7 +129,7 @@ export class DecodePool implements RequestDecoder {
     const worker = new DecodeWorker(this.workerUrl, (failure) => {
       if (this.closed || this.slots[slot] !== worker) return;
       this.slots[slot] = undefined;
-      this.startFailures = failure.answered ? 0 : this.startFailures + 1;
+      this.startFailures = failure.hadStarted ? 0 : this.startFailures + 1;
       const delayMs = this.startFailures === 0 ? 0 : Math.min(firstRestartDelayMs * 2 ** (this.startFailures - 1), maxRestartDelayMs);
       this.logger.error({ err: failure.cause, inFlight: failure.inFlight, restartInMs: delayMs }, "decode worker failed; starting another");
       setTimeout(() => {
@@ -137,8 +145,8 @@ interface WorkerFailure {
   readonly cause: Error;
   /** Tasks it failed. */
   readonly inFlight: number;
-  /** It had answered at least one task (so it did start). */
-  readonly answered: boolean;
+  /** It had loaded and taken tasks before it failed. */
+  readonly hadStarted: boolean;
 }
 
 /** One worker thread and its tasks in flight. */
@@ -146,18 +154,26 @@ class DecodeWorker {
   private readonly worker: Worker;
   private readonly pending = new Map<number, { resolve(value: unknown): void; reject(error: Error): void; timer: NodeJS.Timeout }>();
   private nextId = 0;
-  private answered = false;
+  private hasStarted = false;
+  /** Resolves when the worker posts that it is ready, or when it fails first. */
+  readonly started: Promise<void>;
+  private markStarted!: () => void;
   /** Set once the worker stops serving (failed or terminated); later tasks fail at once. */
   private stopped = false;
   private lastError: Error | undefined;
 
   constructor(url: URL, private readonly onFailure: (failure: WorkerFailure) => void) {
+    this.started = new Promise((resolve) => (this.markStarted = resolve));
     this.worker = new Worker(url);
     this.worker.unref();
-    this.worker.on("message", (reply: DecodeReply) => {
+    this.worker.on("message", (reply: DecodeReply | typeof workerReady) => {
+      if (reply === workerReady) {
+        this.hasStarted = true;
+        this.markStarted();
+        return;
+      }
       const task = this.pending.get(reply.id);
       if (task === undefined) return;
-      this.answered = true;
       this.pending.delete(reply.id);
       clearTimeout(task.timer);
       if (reply.ok) task.resolve(reply.value);
@@ -203,7 +219,8 @@ class DecodeWorker {
     this.stopped = true;
     const inFlight = this.pending.size;
     this.failTasks(cause);
-    this.onFailure({ cause, inFlight, answered: this.answered });
+    this.markStarted();
+    this.onFailure({ cause, inFlight, hadStarted: this.hasStarted });
   }
 
   private failTasks(reason: Error): void {

@@ -27,6 +27,9 @@ export type DecodeReply =
   | { readonly id: number; readonly ok: true; readonly value: unknown }
   | { readonly id: number; readonly ok: false; readonly error: WireError };
 
+/** What a decode worker posts once, when its modules are loaded and it takes tasks. */
+export const workerReady = "ready";
+
 /** An error thrown in a worker, as it crosses the thread boundary. */
 export type WireError =
   | { readonly kind: DomainErrorKind; readonly message: string; readonly field?: string; readonly reason?: string }

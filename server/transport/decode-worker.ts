@@ -6,7 +6,7 @@
 import { parentPort } from "node:worker_threads";
 import { decodeAndPrepare } from "../rpc/offloaded-decoding.js";
 import { offloadSpecs } from "../rpc/offload-specs.js";
-import { toWireError, type DecodeReply, type DecodeTask } from "./decode-wire.js";
+import { toWireError, workerReady, type DecodeReply, type DecodeTask } from "./decode-wire.js";
 
 const port = parentPort;
 if (port === null) throw new Error("decode-worker runs as a worker thread");
@@ -27,3 +27,4 @@ port.on("message", (task: DecodeTask) => {
     port.postMessage({ id: task.id, ok: false, error: toWireError(thrown) } satisfies DecodeReply);
   }
 });
+port.postMessage(workerReady);

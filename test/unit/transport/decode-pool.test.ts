@@ -65,6 +65,11 @@ describe("DecodePool", () => {
     expect(decoder.inFlight).toBe(0);
   });
 
+  it("is ready once its workers have loaded, or have failed to", async () => {
+    await within(pool({ workers: 2 }).ready(), 5000, "ready");
+    await within(pool({ workerUrl: new URL("../../fixtures/workers/missing-worker.mjs", import.meta.url) }).ready(), 5000, "ready after a failed start");
+  });
+
   it("decodes small requests on the event loop", async () => {
     const bytes = batch(3);
     const decoder = pool();
