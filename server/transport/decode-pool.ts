@@ -68,7 +68,7 @@ export class DecodePool implements RequestDecoder {
   private closed = false;
   private inline = 0;
   private offloaded = 0;
-  /** Workers in a row that died before answering anything. */
+  /** Workers in a row that failed before they had started. */
   private startFailures = 0;
 
   constructor(options: DecodePoolOptions) {
