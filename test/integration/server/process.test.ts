@@ -10,7 +10,7 @@ import { ServerReflection } from "../../../gen/grpc/reflection/v1/reflection_pb.
 import { MirrorService } from "../../../gen/latticeforge/mirror/v1/mirror_pb.js";
 import { openDatabase, closeDatabase } from "../../../server/store/database.js";
 import { migrations } from "../../../server/store/migrations.js";
-import { callOptions, capture, mirrorConfig } from "../../fixtures/mirror.js";
+import { openIdleStreams, type IdleStreams } from "../../fixtures/idle-streams.js";
 import { spawnCli, startServerProcess } from "../../fixtures/server-process.js";
 import { nextWithin, within } from "../../fixtures/streams.js";
 
@@ -60,40 +60,18 @@ describe("latticeforge serve as a process", () => {
   it("ends streams idle between requests (bidi and client streaming) with UNAVAILABLE at once on SIGTERM", async () => {
     const server = await startServerProcess(["--db", ":memory:", "--shutdown-timeout", "60"]);
     const conn = new GrpcConnection({ address: server.grpc });
-    let finishRequests = (): void => undefined;
-    const idle = new Promise<void>((resolve) => (finishRequests = resolve));
-    async function* reflectionRequests() {
-      yield { messageRequest: { case: "listServices" as const, value: "" } };
-      await idle; // never half-closes
-    }
-    async function* captures() {
-      yield { capture: capture("idle-1") };
-      await idle; // never half-closes
-    }
+    let streams: IdleStreams | undefined;
     try {
-      const mirror = conn.client(MirrorService);
-      await mirror.addMirror({ mirror: mirrorConfig("idle", "http://127.0.0.1:9") }, callOptions);
-      const reflection = conn.client(ServerReflection).serverReflectionInfo(reflectionRequests(), { timeoutMs: 30_000 })[Symbol.asyncIterator]();
-      expect((await nextWithin(reflection)).value?.messageResponse.case).toBe("listServicesResponse");
-      const captureStream = mirror.captureStream(captures(), { timeoutMs: 30_000 }).then(
-        () => "ok",
-        (error: unknown) => (error instanceof ConnectError ? error.code : error),
-      );
-      await expect.poll(async () => Number((await mirror.stats({}, callOptions)).mirrors.find((m) => m.mirrorId === "idle")?.captured ?? 0), { timeout: 5000 }).toBe(1);
-
+      streams = await openIdleStreams(conn.client(MirrorService), conn.client(ServerReflection));
       const signalledAt = Date.now();
       server.child.kill("SIGTERM");
-      const ended = await nextWithin(reflection, 5000).then(
-        () => "no error",
-        (error: unknown) => (error instanceof ConnectError ? error.code : error),
-      );
-      expect(ended).toBe(Code.Unavailable);
-      expect(await within(captureStream, 5000, "CaptureStream to end")).toBe(Code.Unavailable);
+      expect(await streams.reflectionEnd()).toBe(Code.Unavailable);
+      expect(await within(streams.captureEnd, 5000, "CaptureStream to end")).toBe(Code.Unavailable);
       expect(await within(server.exited, 10_000, "exit")).toBe(0);
       expect(Date.now() - signalledAt).toBeLessThan(10_000); // not the 60 s --shutdown-timeout
       expect(server.logs.map((l) => l.msg)).toContain("shutdown: complete");
     } finally {
-      finishRequests();
+      streams?.release();
       conn.close();
     }
   });

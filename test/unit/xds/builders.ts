@@ -6,25 +6,14 @@
 import { defaultHealthScoring } from "../../../server/core/registry/health-score.js";
 import type { InstanceInput, InstanceRecord } from "../../../server/core/registry/model.js";
 import { healthRecord, registeredRecord, staleRecord } from "../../../server/core/registry/record.js";
-
-/** An arbitrary fixed "now", in epoch milliseconds. */
-export const t0 = 1_700_000_000_000;
+import { instanceInput, t0 } from "../registry/builders.js";
 
 /** The scoring the records below are evaluated with: 10 s window, 250 ms target, 5 min warm-up. */
-export const scoring = defaultHealthScoring();
+const scoring = defaultHealthScoring();
 
-/** A valid instance input of service `checkout`; override any field. */
-export function input(overrides: Partial<InstanceInput> = {}): InstanceInput {
-  return {
-    instanceId: "inst-1",
-    serviceName: "checkout",
-    endpoint: "10.0.1.5:8080",
-    region: "eu-west",
-    zone: "eu-west-1a",
-    weight: 50,
-    metadata: {},
-    ...overrides,
-  };
+/** The registry tests' valid instance input, without metadata; override any field. */
+function input(overrides: Partial<InstanceInput>): InstanceInput {
+  return instanceInput({ metadata: {}, ...overrides });
 }
 
 /** A freshly registered (healthy, routable) record. */
