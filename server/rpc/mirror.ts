@@ -132,12 +132,14 @@ export function createMirrorService(options: MirrorServiceOptions): ServiceRegis
         }
       };
       // Captures are written without waiting for each commit, so one stream
-      // fills group-commit batches; at most maxCapturesInFlight wait at once.
-      // A failure (an invalid capture, a store error) ends the call; captures
-      // before it stay committed, as with separate Capture calls. A store
-      // error is noted when it happens (never left as an unhandled
-      // rejection while the stream waits for its next message) and ends the
-      // call at the next message or at the end.
+      // fills group-commit batches (the store writes the captures queued
+      // before a commit together); at most maxCapturesInFlight wait at once.
+      // A failure ends the call: an invalid capture keeps every capture
+      // before it; a store error keeps those committed before it and fails
+      // the ones that shared its write. A store error is noted when it
+      // happens (never left as an unhandled rejection while the stream
+      // waits for its next message) and ends the call at the next message
+      // or at the end.
       const inFlight: Promise<void>[] = [];
       let failure: { readonly error: unknown } | undefined;
       const noteFailure = (error: unknown): void => {

@@ -1,5 +1,5 @@
 import type { Migration } from "./database.js";
-import { mirrorSchema } from "./mirror-store.js";
+import { mirrorSchema, mirrorSharedPayloadsSchema } from "./mirror-store.js";
 import { registryHealthSchema, registrySchema } from "./registry-store.js";
 import { anomalyLogSchema, tracingSchema } from "./tracing-store.js";
 
@@ -33,5 +33,10 @@ export const migrations: readonly Migration[] = [
     version: 5,
     description: "registry health scores, degraded flags and warm-ups",
     up: (db) => db.exec(registryHealthSchema),
+  },
+  {
+    version: 6,
+    description: "mirror buffers share one stored payload per capture",
+    up: (db) => db.exec(mirrorSharedPayloadsSchema),
   },
 ];

@@ -15,18 +15,21 @@ import type { SqliteDatabase } from "./database.js";
 import type { GroupCommitter } from "./group-commit.js";
 import { RevisionLog, revisionLogSchema, type RevisionedChange, type RevisionLogCodec } from "./revision-log.js";
 
+/**
+ * Most captures sharing one committer write: enough to take the per-write
+ * cost (savepoint, counters) off a stream's captures, few enough that one
+ * write holds the event loop for about a millisecond.
+ */
+export const maxCapturesPerWrite = 64;
+
 /** The revision-log stream of mirror configuration changes (the WatchMirrors history). */
 export const mirrorConfigStream = "mirror_config";
 
 /**
- * SQL of the mirror tables, for migration 4.
- *
- * - `mirrors`: one row per mirror: its config as JSON, its durable counters
- *   (`pending` is not stored: it is the number of buffer rows) and its diff
- *   tally as JSON, the input of AnalyzeDiffs.
- * - `mirror_buffer`: captured requests, one row per (request, mirror), in a
- *   rowid table whose `seq` grows with capture order; `(mirror_id, seq)`
- *   reads a mirror's oldest requests first, as Drain and Dispatch do.
+ * SQL of the mirror tables as migration 4 created them: `mirrors`, one
+ * buffer row per (request, mirror) holding the request's JSON, and the
+ * configuration revision log. Migration 6 ({@link mirrorSharedPayloadsSchema})
+ * moved the requests into shared payload rows.
  */
 export const mirrorSchema = `
 CREATE TABLE mirrors (
@@ -46,6 +49,46 @@ CREATE TABLE mirror_buffer (
 );
 CREATE INDEX mirror_buffer_by_mirror ON mirror_buffer (mirror_id, seq);
 ${revisionLogSchema(mirrorConfigStream)}
+`;
+
+/**
+ * SQL of migration 6: a captured request is stored once however many
+ * mirrors queue it, and the buffers hold references to it.
+ *
+ * - `mirrors` (unchanged): one row per mirror: its config as JSON, its
+ *   durable counters (`pending` is not stored: it is the number of buffer
+ *   rows) and its diff tally as JSON, the input of AnalyzeDiffs.
+ * - `mirror_payloads`: one row per distinct stored form of a capture (one
+ *   per set of redacted headers among the mirrors that queued it), with
+ *   `refs`, the number of buffer rows naming it.
+ * - `mirror_buffer`: one row per (mirror, capture), keyed `(mirror_id, seq)`
+ *   so a mirror's oldest requests are read first, as Drain and Dispatch do;
+ *   `seq` grows with capture order and is shared by a capture's rows.
+ * - a trigger releases a payload with its last buffer row, whichever
+ *   statement deletes it.
+ *
+ * Existing buffer rows keep their seq and become one payload each.
+ */
+export const mirrorSharedPayloadsSchema = `
+CREATE TABLE mirror_payloads (
+  payload_id INTEGER PRIMARY KEY,
+  request TEXT NOT NULL,
+  refs INTEGER NOT NULL
+);
+CREATE TABLE mirror_queue (
+  mirror_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  payload_id INTEGER NOT NULL,
+  PRIMARY KEY (mirror_id, seq)
+) WITHOUT ROWID;
+INSERT INTO mirror_payloads (payload_id, request, refs) SELECT seq, request, 1 FROM mirror_buffer;
+INSERT INTO mirror_queue (mirror_id, seq, payload_id) SELECT mirror_id, seq, seq FROM mirror_buffer;
+DROP TABLE mirror_buffer;
+ALTER TABLE mirror_queue RENAME TO mirror_buffer;
+CREATE TRIGGER mirror_buffer_release AFTER DELETE ON mirror_buffer BEGIN
+  DELETE FROM mirror_payloads WHERE payload_id = OLD.payload_id AND refs = 1;
+  UPDATE mirror_payloads SET refs = refs - 1 WHERE payload_id = OLD.payload_id;
+END;
 `;
 
 /** One mirror's configuration change, as WatchMirrors reports it. */
@@ -110,6 +153,8 @@ interface MirrorRow {
  * 4. Configuration changes append a {@link MirrorEvent} change to the
  *    revision log in the op that makes them; listeners hear of it after
  *    COMMIT, in commit order.
+ * 5. A payload's `refs` is the number of buffer rows naming it; it is
+ *    deleted with the last of them (see {@link mirrorSharedPayloadsSchema}).
  */
 export class MirrorStore {
   /** The durable configuration history, the source of WatchMirrors catch-up. */
@@ -126,6 +171,8 @@ export class MirrorStore {
    * concurrent Drain emptied the buffer, must never name a later capture.
    */
   private lastSeq = 0;
+  /** Captures waiting for their shared write to run (see {@link capture}). */
+  private openCaptures: { readonly requests: MirroredRequest[]; readonly written: Promise<MirrorCaptureCount[][]> } | undefined;
   private readonly listeners = new Set<(change: RevisionedChange<MirrorEvent>) => void>();
   private readonly selectMirrorsStmt;
   private readonly pendingStmt;
@@ -133,6 +180,7 @@ export class MirrorStore {
   private readonly updateConfigStmt;
   private readonly deleteMirrorStmt;
   private readonly deleteBufferStmt;
+  private readonly insertPayloadStmt;
   private readonly enqueueStmt;
   private readonly maxSeqStmt;
   private readonly countersStmt;
@@ -155,12 +203,16 @@ export class MirrorStore {
     this.updateConfigStmt = db.prepare("UPDATE mirrors SET config = ? WHERE mirror_id = ?");
     this.deleteMirrorStmt = db.prepare("DELETE FROM mirrors WHERE mirror_id = ?");
     this.deleteBufferStmt = db.prepare("DELETE FROM mirror_buffer WHERE mirror_id = ?");
-    this.enqueueStmt = db.prepare("INSERT INTO mirror_buffer (seq, mirror_id, request) VALUES (?, ?, ?)");
+    this.insertPayloadStmt = db.prepare("INSERT INTO mirror_payloads (request, refs) VALUES (?, ?)");
+    this.enqueueStmt = db.prepare("INSERT INTO mirror_buffer (mirror_id, seq, payload_id) VALUES (?, ?, ?)");
     this.maxSeqStmt = db.prepare("SELECT coalesce(max(seq), 0) AS seq FROM mirror_buffer");
     this.countersStmt = db.prepare("UPDATE mirrors SET captured = ?, dropped = ? WHERE mirror_id = ?");
-    this.oldestStmt = db.prepare("SELECT seq, request FROM mirror_buffer WHERE mirror_id = ? ORDER BY seq LIMIT ?");
+    this.oldestStmt = db.prepare(
+      `SELECT b.seq, p.request FROM mirror_buffer b JOIN mirror_payloads p USING (payload_id)
+       WHERE b.mirror_id = ? ORDER BY b.seq LIMIT ?`,
+    );
     this.removeThroughStmt = db.prepare("DELETE FROM mirror_buffer WHERE mirror_id = ? AND seq <= ?");
-    this.removeOneStmt = db.prepare("DELETE FROM mirror_buffer WHERE seq = ? AND mirror_id = ?");
+    this.removeOneStmt = db.prepare("DELETE FROM mirror_buffer WHERE mirror_id = ? AND seq = ?");
     this.resultsStmt = db.prepare(
       "UPDATE mirrors SET dispatched = ?, failed = ?, diffs = ?, tally = ? WHERE mirror_id = ?",
     );
@@ -255,37 +307,30 @@ export class MirrorStore {
    * buffer (redacted per mirror); a full buffer drops and counts. Durable
    * when the promise resolves.
    *
-   * @returns one count per applicable mirror, by mirror_id
+   * Captures queued before the next commit share one write (up to
+   * {@link maxCapturesPerWrite}): their counters are written once, and a
+   * failure of that write (a disk error, which ends the whole transaction
+   * anyway) fails each of them.
+   *
+   * @returns one count per applicable mirror, in selection order
    */
   capture(request: MirroredRequest): Promise<MirrorCaptureCount[]> {
-    return this.committer.write(() => {
-      const counts: MirrorCaptureCount[] = [];
-      const updates: [string, MirrorStats][] = [];
-      const encoded = new Map<string, string>();
-      let seq = this.lastSeq;
-      for (const config of selectMirrors(this.configs.values(), request)) {
-        const stats = this.stats.get(config.mirrorId) ?? emptyMirrorStats;
-        const plan = planEnqueue(stats.pending, config.bufferSize);
-        if (plan.accepted > 0) {
-          const redactionKey = config.redactHeaders.join("\n");
-          let text = encoded.get(redactionKey);
-          if (text === undefined) {
-            text = encodeRequest(redactRequest(request, config.redactHeaders));
-            encoded.set(redactionKey, text);
-          }
-          this.enqueueStmt.run(++seq, config.mirrorId, text);
-        }
-        const next = statsAfterEnqueue(stats, plan);
-        this.countersStmt.run(next.captured, next.dropped, config.mirrorId);
-        updates.push([config.mirrorId, next]);
-        counts.push({ mirrorId: config.mirrorId, queued: plan.accepted, dropped: plan.dropped });
-      }
-      // Memory changes only once every statement succeeded (a failed op is
-      // rolled back to its savepoint, not reloaded).
-      this.lastSeq = seq;
-      for (const [mirrorId, next] of updates) this.stats.set(mirrorId, next);
-      return counts;
-    });
+    let batch = this.openCaptures;
+    if (batch === undefined || batch.requests.length >= maxCapturesPerWrite) {
+      const requests: MirroredRequest[] = [];
+      const written = this.committer.write(() => {
+        if (this.openCaptures?.requests === requests) this.openCaptures = undefined;
+        return this.writeCaptures(requests);
+      });
+      batch = { requests, written };
+      this.openCaptures = batch;
+      // A write rejected before it ran (the store closed) takes no more captures.
+      written.catch(() => {
+        if (this.openCaptures?.requests === requests) this.openCaptures = undefined;
+      });
+    }
+    const index = batch.requests.push(request) - 1;
+    return batch.written.then((counts) => counts[index]!);
   }
 
   /**
@@ -328,7 +373,7 @@ export class MirrorStore {
     return this.committer.write(() => {
       if (this.configs.get(mirrorId)?.createdAtMs !== mirror.createdAtMs) return;
       let removed = 0;
-      for (const { seq } of sent) removed += this.removeOneStmt.run(seq, mirrorId).changes;
+      for (const { seq } of sent) removed += this.removeOneStmt.run(mirrorId, seq).changes;
       const stats = statsAfterResults(statsAfterRemoval(this.stats.get(mirrorId) ?? emptyMirrorStats, removed), results);
       const tally = tallyResults(results, this.tallies.get(mirrorId) ?? emptyDiffTally);
       this.resultsStmt.run(stats.dispatched, stats.failed, stats.diffs, encodeTally(tally), mirrorId);
@@ -340,6 +385,47 @@ export class MirrorStore {
   /** Trims the configuration log to the retention rule; returns the number of changes removed. */
   compact(keepChanges: number, keepAgeMs: number): Promise<number> {
     return this.committer.write(() => this.log.compact({ keepChanges, keepAgeMs }, this.now()));
+  }
+
+  /**
+   * Writes captures, in order, inside a committer op: each capture's
+   * payloads (one per distinct redaction among the mirrors that accept it)
+   * and buffer rows, then each touched mirror's counters once. Memory
+   * changes only once every statement succeeded.
+   *
+   * @returns each capture's counts, in the order of `requests`
+   */
+  private writeCaptures(requests: readonly MirroredRequest[]): MirrorCaptureCount[][] {
+    const next = new Map<string, MirrorStats>();
+    const counts: MirrorCaptureCount[][] = [];
+    let seq = this.lastSeq;
+    for (const request of requests) {
+      seq++;
+      const own: MirrorCaptureCount[] = [];
+      /** The mirrors that accepted the capture, by the redaction they apply. */
+      const accepted = new Map<string, { redactHeaders: readonly string[]; mirrorIds: string[] }>();
+      for (const config of selectMirrors(this.configs.values(), request)) {
+        const stats = next.get(config.mirrorId) ?? this.stats.get(config.mirrorId) ?? emptyMirrorStats;
+        const plan = planEnqueue(stats.pending, config.bufferSize);
+        next.set(config.mirrorId, statsAfterEnqueue(stats, plan));
+        own.push({ mirrorId: config.mirrorId, queued: plan.accepted, dropped: plan.dropped });
+        if (plan.accepted === 0) continue;
+        const redactionKey = config.redactHeaders.join("\n");
+        const group = accepted.get(redactionKey);
+        if (group === undefined) accepted.set(redactionKey, { redactHeaders: config.redactHeaders, mirrorIds: [config.mirrorId] });
+        else group.mirrorIds.push(config.mirrorId);
+      }
+      for (const { redactHeaders, mirrorIds } of accepted.values()) {
+        const text = encodeRequest(redactRequest(request, redactHeaders));
+        const payloadId = this.insertPayloadStmt.run(text, mirrorIds.length).lastInsertRowid;
+        for (const mirrorId of mirrorIds) this.enqueueStmt.run(mirrorId, seq, payloadId);
+      }
+      counts.push(own);
+    }
+    for (const [mirrorId, stats] of next) this.countersStmt.run(stats.captured, stats.dropped, mirrorId);
+    this.lastSeq = seq;
+    for (const [mirrorId, stats] of next) this.stats.set(mirrorId, stats);
+    return counts;
   }
 
   /**

@@ -363,7 +363,8 @@ describe("MirrorService capture when the store fails a write", () => {
 
   const failBoomInto = (mirrorId: string): void => {
     db.exec(`CREATE TRIGGER fail_boom BEFORE INSERT ON mirror_buffer
-             WHEN NEW.mirror_id = '${mirrorId}' AND NEW.request LIKE '%"boom%'
+             WHEN NEW.mirror_id = '${mirrorId}'
+               AND (SELECT request FROM mirror_payloads WHERE payload_id = NEW.payload_id) LIKE '%"boom%'
              BEGIN SELECT RAISE(ABORT, 'injected disk failure'); END`);
   };
   const counters = async () =>
@@ -381,12 +382,14 @@ describe("MirrorService capture when the store fails a write", () => {
     expect((await mirror.drain({ mirrorId: "a" }, opts)).requests.map((r) => r.requestId)).toEqual(["ok-1"]);
   });
 
-  it("ends a CaptureStream at the next message after a capture failed in the store, keeping the ones before", async () => {
+  it("ends a CaptureStream at the next message after a capture failed in the store, keeping those committed before", async () => {
     await mirror.addMirror({ mirror: mirrorConfig("a", shadowUrl) }, opts);
     failBoomInto("a");
     let sentAfterFailure = 0;
     async function* messages(): AsyncGenerator<{ capture: CaptureInit }> {
       yield { capture: capture("ok-1") };
+      // Committed before the failing one is sent (captures sent together share a write).
+      await new Promise((resolve) => setTimeout(resolve, 200));
       yield { capture: capture("boom-2") };
       // The failing commit happens while the server waits for the next message.
       await new Promise((resolve) => setTimeout(resolve, 200));

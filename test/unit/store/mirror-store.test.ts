@@ -1,14 +1,14 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { AlreadyExistsError, LimitExceededError, NotFoundError } from "../../../server/core/errors.js";
 import { defaultMirrorLimits, type MirrorLimits } from "../../../server/core/mirror/model.js";
 import { redactedValue } from "../../../server/core/mirror/redaction.js";
 import { closeDatabase, openDatabase, type SqliteDatabase } from "../../../server/store/database.js";
 import { GroupCommitter } from "../../../server/store/group-commit.js";
 import { migrations } from "../../../server/store/migrations.js";
-import { MirrorStore, type MirrorEvent } from "../../../server/store/mirror-store.js";
+import { maxCapturesPerWrite, MirrorStore, type MirrorEvent } from "../../../server/store/mirror-store.js";
 import { RevisionCompactedError, type RevisionedChange } from "../../../server/store/revision-log.js";
 import { mirrorConfig, mirroredRequest, mirrorResult, nowMs } from "../mirror/builders.js";
 
@@ -222,6 +222,40 @@ describe("MirrorStore on :memory:", () => {
     expect(await drainIds("small")).toEqual(["r1", "r2"]);
   });
 
+  it("shares one write among the captures queued before a commit, each answered with its own counts", async () => {
+    await store.add(mirrorConfig({ mirrorId: "small", bufferSize: maxCapturesPerWrite + 1 }));
+    const writes = vi.spyOn(committer, "write");
+    const ids = Array.from({ length: maxCapturesPerWrite + 2 }, (_, i) => `r${i}`);
+    const counts = await Promise.all(ids.map((id) => store.capture(mirroredRequest({ requestId: id }))));
+    expect(writes).toHaveBeenCalledTimes(2);
+    expect(counts.map((c) => c[0]!.queued)).toEqual(ids.map((_, i) => (i <= maxCapturesPerWrite ? 1 : 0)));
+    expect(counts.at(-1)).toEqual([{ mirrorId: "small", queued: 0, dropped: 1 }]);
+    expect(await drainIds("small")).toEqual(ids.slice(0, maxCapturesPerWrite + 1));
+  });
+
+  it("stores a capture once per redaction however many mirrors queue it, and frees it with its last buffer row", async () => {
+    await addFull("a", "b");
+    await store.add(mirrorConfig({ mirrorId: "c", redactHeaders: ["x-session"] }));
+    await store.capture(mirroredRequest({ requestId: "r1", headers: { "x-session": "s" } }));
+    const payloads = (): { refs: number; session: string }[] =>
+      (db.prepare("SELECT refs, request FROM mirror_payloads ORDER BY payload_id").all() as { refs: number; request: string }[]).map(
+        ({ refs, request }) => ({ refs, session: (JSON.parse(request) as { headers: Record<string, string> }).headers["x-session"]! }),
+      );
+    expect(payloads()).toEqual([
+      { refs: 2, session: "s" },
+      { refs: 1, session: redactedValue },
+    ]);
+    expect(await drainIds("a")).toEqual(["r1"]);
+    expect(payloads()).toEqual([
+      { refs: 1, session: "s" },
+      { refs: 1, session: redactedValue },
+    ]);
+    await store.recordResults(store.mirror("c"), store.oldest("c", 10), []);
+    expect(payloads()).toEqual([{ refs: 1, session: "s" }]);
+    await store.remove("b");
+    expect(payloads()).toEqual([]);
+  });
+
   it("drains oldest first up to the limit, per mirror, and counts pending per mirror and in total", async () => {
     await addFull("a", "b");
     for (let i = 1; i <= 5; i++) await store.capture(mirroredRequest({ requestId: `r${i}` }));
@@ -389,14 +423,23 @@ describe("MirrorStore after a failed write", () => {
     expectConsistent();
   });
 
-  it("leaves the other writes of the batch committed when one capture fails", async () => {
+  it("fails the captures sharing a write with a failing one and commits the batch's other writes", async () => {
     await addFull("a", "b");
-    db.exec(`CREATE TRIGGER fail_r2 BEFORE INSERT ON mirror_buffer WHEN NEW.request LIKE '%"r2"%' AND NEW.mirror_id = 'b'
+    db.exec(`CREATE TRIGGER fail_r2 BEFORE INSERT ON mirror_payloads WHEN NEW.request LIKE '%"r2"%'
              BEGIN SELECT RAISE(ABORT, 'injected failure'); END`);
-    const settled = await Promise.allSettled(["r1", "r2", "r3"].map((id) => store.capture(mirroredRequest({ requestId: id }))));
-    expect(settled.map((s) => s.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
-    expect(await drainIds("a")).toEqual(["r1", "r3"]);
-    expect(await drainIds("b")).toEqual(["r1", "r3"]);
+    await store.capture(mirroredRequest({ requestId: "r0" }));
+    const settled = await Promise.allSettled([
+      store.capture(mirroredRequest({ requestId: "r1" })),
+      store.add(mirrorConfig({ mirrorId: "c" })),
+      store.capture(mirroredRequest({ requestId: "r2" })),
+    ]);
+    expect(settled.map((s) => s.status)).toEqual(["rejected", "fulfilled", "rejected"]);
+    expect(store.mirror("c").mirrorId).toBe("c");
+    expectConsistent();
+    db.exec("DROP TRIGGER fail_r2");
+    expect((await store.capture(mirroredRequest({ requestId: "r3" }))).map((c) => c.queued)).toEqual([1, 1, 1]);
+    expect(await drainIds("a")).toEqual(["r0", "r3"]);
+    expect(await drainIds("c")).toEqual(["r3"]);
     expect(store.mirrorStats("a")).toMatchObject({ captured: 2 });
     expectConsistent();
   });
@@ -422,7 +465,7 @@ describe("MirrorStore after a failed write", () => {
   it("reloads memory when a failure rolls back the whole batch", async () => {
     await addFull("a");
     await store.capture(mirroredRequest({ requestId: "r0" }));
-    db.exec(`CREATE TRIGGER fail_all BEFORE INSERT ON mirror_buffer WHEN NEW.request LIKE '%"boom"%'
+    db.exec(`CREATE TRIGGER fail_all BEFORE INSERT ON mirror_payloads WHEN NEW.request LIKE '%"boom"%'
              BEGIN SELECT RAISE(ROLLBACK, 'batch lost'); END`);
     const settled = await Promise.allSettled([
       store.add(mirrorConfig({ mirrorId: "b" })),
@@ -483,6 +526,33 @@ describe("MirrorStore on a file", () => {
       expect(drained[0]!.headers).toEqual({ "x-session": redactedValue, accept: "*/*" });
       expect([...drained[0]!.rawBody!]).toEqual([2]);
       expect((await store.add(mirrorConfig({ mirrorId: "c" }))).revision).toBe(3);
+    } finally {
+      close();
+    }
+  });
+
+  it("upgrades a version-5 database: each buffer row becomes a payload of its own, in the same order", async () => {
+    const path = join(dir, "old.sqlite");
+    const old = openDatabase({ path, durability: "full", migrations: migrations.filter((m) => m.version <= 5) });
+    const config = (mirrorId: string): string => JSON.stringify(mirrorConfig({ mirrorId, bufferSize: 5 }));
+    old.prepare("INSERT INTO mirrors (mirror_id, config, captured) VALUES (?, ?, ?)").run("a", config("a"), 2);
+    old.prepare("INSERT INTO mirrors (mirror_id, config, captured) VALUES (?, ?, ?)").run("b", config("b"), 1);
+    const insert = old.prepare("INSERT INTO mirror_buffer (seq, mirror_id, request) VALUES (?, ?, ?)");
+    insert.run(7, "a", JSON.stringify(mirroredRequest({ requestId: "old-1" })));
+    insert.run(8, "b", JSON.stringify(mirroredRequest({ requestId: "old-1" })));
+    insert.run(9, "a", JSON.stringify(mirroredRequest({ requestId: "old-2" })));
+    closeDatabase(old);
+
+    open(path);
+    try {
+      expect(store.mirrorStats("a")).toMatchObject({ captured: 2, pending: 2 });
+      expect(await store.capture(mirroredRequest({ requestId: "new-1" }))).toEqual([
+        { mirrorId: "a", queued: 1, dropped: 0 },
+        { mirrorId: "b", queued: 1, dropped: 0 },
+      ]);
+      expect(await drainIds("a")).toEqual(["old-1", "old-2", "new-1"]);
+      expect(await drainIds("b")).toEqual(["old-1", "new-1"]);
+      expect(db.prepare("SELECT count(*) FROM mirror_payloads").pluck().get()).toBe(0);
     } finally {
       close();
     }
