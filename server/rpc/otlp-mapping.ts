@@ -30,6 +30,7 @@
  */
 import { InvalidFieldError } from "../core/errors.js";
 import type { Span, SpanKind, SpanLog, SpanStatus } from "../core/tracing/model.js";
+import type { IngestSpan } from "../store/tracing-codec.js";
 import { spanInputLimits, validateSpanInput, type SpanInput } from "../core/tracing/validation.js";
 import type { ExportTraceServiceRequest } from "../../gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js";
 import type { AnyValue, KeyValue } from "../../gen/opentelemetry/proto/common/v1/common_pb.js";
@@ -48,9 +49,9 @@ export const unknownServiceName = "unknown_service";
 const maxReportedReasons = 3;
 
 /** The spans of an export request that passed validation, and what did not. */
-export interface OtlpMappingResult {
+export interface OtlpMappingResult<S extends IngestSpan = Span> {
   /** Valid spans, in request order. */
-  readonly spans: Span[];
+  readonly spans: readonly S[];
   /** Spans rejected as invalid. */
   readonly rejected: number;
   /** The first few reasons (see {@link summarizeRejections}); set when `rejected > 0`. */

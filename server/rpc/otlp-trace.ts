@@ -6,6 +6,7 @@ import {
   type ExportTraceServiceResponse,
 } from "../../gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js";
 import type { TracingStore } from "../store/tracing-store.js";
+import type { IngestSpan } from "../store/tracing-codec.js";
 import { offloadable } from "./offloaded-decoding.js";
 import { otlpExportSpec } from "./offload-specs.js";
 import { spansFromExportRequest, summarizeRejections, type OtlpMappingResult } from "./otlp-mapping.js";
@@ -44,7 +45,7 @@ export function exportSpans(request: ExportTraceServiceRequest, options: OtlpTra
  * {@link exportSpans} from step 2 on, for a request already mapped and
  * validated (by a decode worker, or by `exportSpans`).
  */
-export async function exportMapped(mapped: OtlpMappingResult, options: OtlpTraceOptions): Promise<ExportTraceServiceResponse> {
+export async function exportMapped(mapped: OtlpMappingResult<IngestSpan>, options: OtlpTraceOptions): Promise<ExportTraceServiceResponse> {
   const messages = mapped.errorMessage === undefined ? [] : [mapped.errorMessage];
   let dropped = 0;
   if (mapped.spans.length > 0) {

@@ -14,7 +14,7 @@ import { byStartThenId, compareBigint, compareText } from "../core/tracing/order
 import type { SqliteDatabase } from "./database.js";
 import type { GroupCommitter } from "./group-commit.js";
 import { RevisionLog, revisionLogSchema, type RevisionedChange } from "./revision-log.js";
-import { anomalyEventCodec, encodeAttrs, kindCode, spanFromRow, statusCode, type SpanRow } from "./tracing-codec.js";
+import { anomalyEventCodec, attrsOf, kindCode, spanFromRow, statusCode, type IngestSpan, type SpanRow } from "./tracing-codec.js";
 import { tracingQueries } from "./tracing-queries.js";
 
 /**
@@ -271,7 +271,7 @@ export class TracingStore {
    * @returns the counts and one decision per span, once the accepted spans
    *   are durable
    */
-  ingestBatch(spans: readonly Span[], nowMs: number): Promise<IngestBatchResult> {
+  ingestBatch(spans: readonly IngestSpan[], nowMs: number): Promise<IngestBatchResult> {
     return this.committer
       .write(
         () => this.applyBatch(spans, nowMs),
@@ -430,7 +430,7 @@ export class TracingStore {
     );
   }
 
-  private applyBatch(spans: readonly Span[], nowMs: number) {
+  private applyBatch(spans: readonly IngestSpan[], nowMs: number) {
     /** Trace rows read or created in this op, null when unknown. */
     const states = new Map<string, TraceState | null>();
     const load = (traceId: string): TraceState | null => {
@@ -452,7 +452,7 @@ export class TracingStore {
     const plan = planIngestBatch(spans, lookup, nowMs, this.limits);
 
     // Group the accepted spans by trace, fold them into the trace's state.
-    const byTrace = new Map<string, Span[]>();
+    const byTrace = new Map<string, IngestSpan[]>();
     for (const span of plan.accepted) {
       const group = byTrace.get(span.traceId);
       if (group === undefined) byTrace.set(span.traceId, [span]);
@@ -517,7 +517,7 @@ export class TracingStore {
           statusCode(span.status),
           span.startTimeNs,
           span.endTimeNs,
-          encodeAttrs(span),
+          attrsOf(span),
           durationNs(span),
         );
       }
@@ -546,7 +546,7 @@ function sinceBoundNs(since: SinceBound | undefined): bigint {
 }
 
 /** Whether root candidate `span` precedes the current root by `findRoot`'s rule. */
-function isEarlierRoot(span: Span, root: TraceRootInfo | undefined): boolean {
+function isEarlierRoot(span: IngestSpan, root: TraceRootInfo | undefined): boolean {
   if (root === undefined) return true;
   return (compareBigint(span.startTimeNs, root.startTimeNs) || compareText(span.spanId, root.spanId)) < 0;
 }

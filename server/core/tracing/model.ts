@@ -54,7 +54,7 @@ export interface Span {
 }
 
 /** A span's duration in nanoseconds: `endTimeNs − startTimeNs`. */
-export function durationNs(span: Span): bigint {
+export function durationNs(span: Pick<Span, "startTimeNs" | "endTimeNs">): bigint {
   return span.endTimeNs - span.startTimeNs;
 }
 

@@ -7,6 +7,7 @@ import { defaultCollectorLimits, type CollectorLimits, type Span } from "../../.
 import { closeDatabase, openDatabase, type SqliteDatabase } from "../../../server/store/database.js";
 import { GroupCommitter } from "../../../server/store/group-commit.js";
 import { migrations } from "../../../server/store/migrations.js";
+import { encodeSpan } from "../../../server/store/tracing-codec.js";
 import { tracingQueries } from "../../../server/store/tracing-queries.js";
 import type { RevisionedChange } from "../../../server/store/revision-log.js";
 import { TracingStore, type TraceRecord } from "../../../server/store/tracing-store.js";
@@ -83,6 +84,20 @@ describe("TracingStore on :memory:", () => {
     expect(store.getSpan(traceId(1), spanId(1))).toEqual(span(1, 1));
     expect(store.getSpan(traceId(1), spanId(9))).toBeUndefined();
     expect(store.getSpan(traceId(9), spanId(1))).toBeUndefined();
+  });
+
+  it("stores spans whose attributes a decode worker encoded exactly as decoded ones", async () => {
+    const rich = span(1, 2, {
+      parentSpanId: spanId(1),
+      status: "error",
+      tags: { "http.method": "GET" },
+      logs: [{ timeNs: base + 5n, fields: { event: "retry" } }],
+    });
+    const result = await store.ingestBatch([rich, span(1, 1)].map(encodeSpan), 0);
+    expect(result.counts).toEqual({ ingested: 2, dropped: 0, duplicates: 0 });
+    expect(store.getSpan(traceId(1), spanId(2))).toEqual(rich);
+    expect(store.getSpan(traceId(1), spanId(1))).toEqual(span(1, 1));
+    expect(store.traceRecord(traceId(1))).toMatchObject({ spanCount: 2, errorCount: 1, root: { spanId: spanId(1) } });
   });
 
   it("counts duplicates within one batch and across batches", async () => {

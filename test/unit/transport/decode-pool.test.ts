@@ -8,6 +8,7 @@ import { ingestBatchSpec, otlpExportSpec } from "../../../server/rpc/offload-spe
 import { UndecodableRequestError } from "../../../server/rpc/offloaded-decoding.js";
 import { spansFromExportRequest } from "../../../server/rpc/otlp-mapping.js";
 import { spansOfBatch } from "../../../server/rpc/tracing-mapping.js";
+import { encodeSpan } from "../../../server/store/tracing-codec.js";
 import { DecodePool, type DecodePoolOptions } from "../../../server/transport/decode-pool.js";
 import { fromWireError, toWireError } from "../../../server/transport/decode-wire.js";
 import { within } from "../../fixtures/streams.js";
@@ -59,7 +60,8 @@ describe("DecodePool", () => {
     expect(bytes.byteLength).toBeGreaterThan(16 * 1024);
     const decoder = pool();
     const spans = await within(decoder.decode(ingestBatchSpec.path, bytes), 5000, "decode");
-    expect(spans).toStrictEqual(spansOfBatch(fromBinary(IngestBatchRequestSchema, bytes)));
+    const decoded = spansOfBatch(fromBinary(IngestBatchRequestSchema, bytes));
+    expect(spans).toStrictEqual(decoded.map(encodeSpan));
     expect((spans as unknown[]).length).toBe(300);
     expect(decoder.counts).toEqual({ inline: 0, worker: 1 });
     expect(decoder.inFlight).toBe(0);
@@ -73,7 +75,7 @@ describe("DecodePool", () => {
   it("decodes small requests on the event loop", async () => {
     const bytes = batch(3);
     const decoder = pool();
-    await expect(decoder.decode(ingestBatchSpec.path, bytes)).resolves.toEqual(spansOfBatch(fromBinary(IngestBatchRequestSchema, bytes)));
+    await expect(decoder.decode(ingestBatchSpec.path, bytes)).resolves.toEqual(ingestBatchSpec.prepare(fromBinary(IngestBatchRequestSchema, bytes)));
     expect(decoder.counts).toEqual({ inline: 1, worker: 0 });
   });
 
@@ -127,7 +129,8 @@ describe("DecodePool", () => {
     const bytes = toBinary(ExportTraceServiceRequestSchema, request);
     expect(bytes.byteLength).toBeGreaterThan(16 * 1024);
     const mapped = await within(pool().decode(otlpExportSpec.path, bytes), 5000, "decode");
-    expect(mapped).toStrictEqual(spansFromExportRequest(fromBinary(ExportTraceServiceRequestSchema, bytes)));
+    const inline = spansFromExportRequest(fromBinary(ExportTraceServiceRequestSchema, bytes));
+    expect(mapped).toStrictEqual({ ...inline, spans: inline.spans.map(encodeSpan) });
     expect(mapped).toMatchObject({ rejected: 1 });
   });
 
@@ -173,7 +176,7 @@ describe("DecodePool", () => {
     expect(lines.slice(0, 3).map((line) => line.restartInMs)).toEqual([100, 200, 400]);
     expect(lines[0]!.err).toMatchObject({ message: expect.stringContaining("missing-worker.mjs") });
     const bytes = batch(300);
-    await expect(decoder.decode(ingestBatchSpec.path, bytes)).resolves.toStrictEqual(spansOfBatch(fromBinary(IngestBatchRequestSchema, bytes)));
+    await expect(decoder.decode(ingestBatchSpec.path, bytes)).resolves.toStrictEqual(ingestBatchSpec.prepare(fromBinary(IngestBatchRequestSchema, bytes)));
     expect(decoder.counts).toEqual({ inline: 1, worker: 0 });
   });
 
