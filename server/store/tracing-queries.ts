@@ -5,6 +5,7 @@
  * in the order the comments give.
  */
 
+/** The span columns queries read, in the order of `SpanRow`. */
 const spanColumns = "span_id, parent_span_id, service, operation, kind, status, start_ns, end_ns, attrs";
 const traceColumns =
   "trace_key, trace_id, first_seen_ms, span_count, error_count, min_start_ns, max_end_ns, root_span_id, root_service, root_operation, root_start_ns";

@@ -236,9 +236,9 @@ export class TracingStore {
     this.insertTraceStmt = db.prepare(q.insertTrace);
     this.updateTraceStmt = db.prepare(q.updateTrace);
     this.insertSpanStmt = db.prepare(q.insertSpan);
-    this.spansOfTraceStmt = db.prepare(q.spansOfTrace).safeIntegers(true);
-    this.spanStmt = db.prepare(q.span).safeIntegers(true);
-    this.childrenStmt = db.prepare(q.children).safeIntegers(true);
+    this.spansOfTraceStmt = db.prepare(q.spansOfTrace).safeIntegers(true).raw(true);
+    this.spanStmt = db.prepare(q.span).safeIntegers(true).raw(true);
+    this.childrenStmt = db.prepare(q.children).safeIntegers(true).raw(true);
     this.durationsStmt = db.prepare(q.serviceDurations).pluck().safeIntegers(true);
     this.incompleteStmt = db.prepare(q.incompleteTraces).pluck();
     this.anomalousStmt = db.prepare(q.anomalousTraces).safeIntegers(true);
