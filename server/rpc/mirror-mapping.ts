@@ -16,6 +16,7 @@ import {
   MirrorResultSchema,
   type AnalyzeDiffsResponse,
   type CaptureRequest,
+  type CaptureStreamRequest,
   type FieldDiff as FieldDiffMessage,
   type MirrorConfig as MirrorConfigMessage,
   type MirroredRequest as MirroredRequestMessage,
@@ -24,10 +25,18 @@ import {
 import { InvalidFieldError } from "../core/errors.js";
 import type { DiffAnalysis } from "../core/mirror/analysis.js";
 import type { DiffKind as Kind, FieldDiff } from "../core/mirror/diff.js";
-import type { JsonValue, MirrorConfig, MirroredRequest, MirrorErrorKind, MirrorMode as Mode, MirrorResult } from "../core/mirror/model.js";
+import type {
+  JsonValue,
+  MirrorConfig,
+  MirroredRequest,
+  MirrorErrorKind,
+  MirrorLimits,
+  MirrorMode as Mode,
+  MirrorResult,
+} from "../core/mirror/model.js";
 import type { FieldVerdict as Verdict } from "../core/mirror/noise.js";
 import { quote } from "../core/mirror/quote.js";
-import type { CaptureInput, MirrorConfigInput } from "../core/mirror/validation.js";
+import { validateCaptureInput, type CaptureInput, type MirrorConfigInput } from "../core/mirror/validation.js";
 
 const modeOf: Record<MirrorMode, Mode | undefined> = {
   [MirrorMode.UNSPECIFIED]: undefined,
@@ -237,4 +246,43 @@ export function renderAnalysis(analysis: DiffAnalysis): Omit<AnalyzeDiffsRespons
     ),
     recommendations: [...analysis.recommendations],
   };
+}
+
+/**
+ * A capture message checked and converted (see `validateCaptureInput`). The
+ * core names the raw body `raw_body`; the API's field is `body`.
+ *
+ * @param fieldPrefix the message's field path (`capture[3]`), "" for top-level fields
+ * @throws InvalidFieldError naming the API's field
+ */
+export function validateCapture(message: CaptureRequest, nowMs: number, limits: MirrorLimits, fieldPrefix: string): MirroredRequest {
+  const field = (name: string): string => (fieldPrefix === "" ? name : `${fieldPrefix}.${name}`);
+  try {
+    return validateCaptureInput(captureInput(message, fieldPrefix), nowMs, limits, fieldPrefix);
+  } catch (error) {
+    if (error instanceof InvalidFieldError && error.field === field("raw_body")) {
+      throw new InvalidFieldError(field("body"), error.reason);
+    }
+    throw error;
+  }
+}
+
+/** What preparing a CaptureStream message needs from the server: plain data, as it crosses threads. */
+export interface CaptureContext {
+  /** When the message's chunk was taken (epoch ms): its captures' `mirrored_at`. */
+  readonly nowMs: number;
+  readonly limits: MirrorLimits;
+}
+
+/**
+ * CaptureStream message `index` checked and converted: its capture, which
+ * is required, as `validateCapture` gives it, with fields named
+ * `capture[index].…`.
+ *
+ * @throws InvalidFieldError naming the field
+ */
+export function captureStreamMessage(message: CaptureStreamRequest, index: number, { nowMs, limits }: CaptureContext): MirroredRequest {
+  const field = `capture[${index}]`;
+  if (message.capture === undefined) throw new InvalidFieldError(field, "is required");
+  return validateCapture(message.capture, nowMs, limits, field);
 }

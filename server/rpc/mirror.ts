@@ -3,7 +3,6 @@ import {
   MirrorEventType,
   MirrorService,
   WatchMirrorsResponseSchema,
-  type CaptureRequest,
   type WatchMirrorsResponse,
 } from "../../gen/latticeforge/mirror/v1/mirror_pb.js";
 import { InvalidFieldError } from "../core/errors.js";
@@ -11,16 +10,15 @@ import { analyzeDiffs } from "../core/mirror/analysis.js";
 import { resolveDispatchBatchSize, resolveDrainLimit } from "../core/mirror/buffer-rules.js";
 import { shouldMirror } from "../core/mirror/decision.js";
 import { compareResponses } from "../core/mirror/diff.js";
-import type { MirroredRequest, MirrorLimits } from "../core/mirror/model.js";
+import type { MirrorLimits } from "../core/mirror/model.js";
 import { resolveRateMultiplier } from "../core/mirror/replay.js";
-import { checkJson, validateCaptureInput, validateMirrorConfigInput, validateMirrorId } from "../core/mirror/validation.js";
+import { checkJson, validateMirrorConfigInput, validateMirrorId } from "../core/mirror/validation.js";
 import type { MirrorCaptureCount, MirrorEvent, MirrorStore } from "../store/mirror-store.js";
 import type { Dispatcher } from "../shadow/dispatcher.js";
 import type { WatchHub } from "../watch/watch-hub.js";
 import { createChangeRenderer } from "./change-renderer.js";
 import { streamWatch } from "./watch-stream.js";
 import {
-  captureInput,
   jsonOfValue,
   mirrorConfigInput,
   renderAnalysis,
@@ -28,7 +26,10 @@ import {
   renderMirrorConfig,
   renderMirroredRequest,
   renderMirrorResult,
+  validateCapture,
 } from "./mirror-mapping.js";
+import { captureStreamSpec } from "./offload-specs.js";
+import { offloadableStream } from "./offloaded-streams.js";
 import { registerService, type ServiceRegistration } from "./service-registration.js";
 
 /** Captures of one CaptureStream written but not yet committed, at most; more wait for the oldest. */
@@ -121,7 +122,7 @@ export function createMirrorService(options: MirrorServiceOptions): ServiceRegis
       return { mirrors: await store.capture(mirrored) };
     },
 
-    async captureStream(requests) {
+    captureStream: offloadableStream(captureStreamSpec, () => ({ nowMs: now(), limits }), async (captures) => {
       const totals = new Map<string, { queued: number; dropped: number }>();
       const add = (counts: readonly MirrorCaptureCount[]): void => {
         for (const { mirrorId, queued, dropped } of counts) {
@@ -131,38 +132,37 @@ export function createMirrorService(options: MirrorServiceOptions): ServiceRegis
           totals.set(mirrorId, total);
         }
       };
-      // Captures are written without waiting for each commit, so one stream
-      // fills group-commit batches (the store writes the captures queued
-      // before a commit together); at most maxCapturesInFlight wait at once.
-      // A failure ends the call: an invalid capture keeps every capture
-      // before it; a store error keeps those committed before it and fails
-      // the ones that shared its write. A store error is noted when it
-      // happens (never left as an unhandled rejection while the stream
-      // waits for its next message) and ends the call at the next message
-      // or at the end.
+      // Captures arrive checked (on the gRPC port by a decode worker, a
+      // chunk at a time) and are written without waiting for each commit,
+      // so one stream fills group-commit batches (the store writes the
+      // captures queued before a commit together); at most
+      // maxCapturesInFlight wait at once. A failure ends the call: an
+      // invalid capture keeps every capture before it; a store error keeps
+      // those committed before it and fails the ones that shared its write.
+      // A store error is noted when it happens (never left as an unhandled
+      // rejection while the stream waits for its next message) and ends the
+      // call at the next message or at the end.
       const inFlight: Promise<void>[] = [];
       let failure: { readonly error: unknown } | undefined;
       const noteFailure = (error: unknown): void => {
         failure ??= { error };
       };
-      let captures = 0;
-      for await (const message of requests) {
+      let count = 0;
+      for await (const mirrored of captures) {
         if (failure !== undefined) throw failure.error;
-        if (message.capture === undefined) throw new InvalidFieldError(`capture[${captures}]`, "is required");
-        const mirrored = validateCapture(message.capture, now(), limits, `capture[${captures}]`);
-        captures++;
+        count++;
         inFlight.push(store.capture(mirrored).then(add, noteFailure));
         if (inFlight.length >= maxCapturesInFlight) await inFlight.shift();
       }
       await Promise.all(inFlight);
       if (failure !== undefined) throw failure.error;
       return {
-        captures,
+        captures: count,
         mirrors: [...totals]
           .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
           .map(([mirrorId, total]) => ({ mirrorId, ...total })),
       };
-    },
+    }),
 
     pendingCount(request) {
       const mirrorId = request.mirrorId === "" ? undefined : mirrorIdOf(request.mirrorId);
@@ -244,21 +244,3 @@ export function createMirrorService(options: MirrorServiceOptions): ServiceRegis
   });
 }
 
-/**
- * A capture message checked and converted (see `validateCaptureInput`). The
- * core names the raw body `raw_body`; the API's field is `body`.
- *
- * @param fieldPrefix the message's field path (`capture[3]`), "" for top-level fields
- * @throws InvalidFieldError naming the API's field
- */
-function validateCapture(message: CaptureRequest, nowMs: number, limits: MirrorLimits, fieldPrefix: string): MirroredRequest {
-  const field = (name: string): string => (fieldPrefix === "" ? name : `${fieldPrefix}.${name}`);
-  try {
-    return validateCaptureInput(captureInput(message, fieldPrefix), nowMs, limits, fieldPrefix);
-  } catch (error) {
-    if (error instanceof InvalidFieldError && error.field === field("raw_body")) {
-      throw new InvalidFieldError(field("body"), error.reason);
-    }
-    throw error;
-  }
-}

@@ -1,7 +1,10 @@
+import { MirrorService } from "../../gen/latticeforge/mirror/v1/mirror_pb.js";
 import { TraceCollectorService } from "../../gen/latticeforge/tracing/v1/tracing_pb.js";
 import { TraceService } from "../../gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js";
 import { encodeSpan } from "../store/tracing-codec.js";
-import { decodeAndPrepare, offloadSpec, type OffloadSpec, type RequestDecoder } from "./offloaded-decoding.js";
+import { decodeAndPrepare, offloadSpec, type AnyOffloadSpec, type RequestDecoder } from "./offloaded-decoding.js";
+import { decodeAndPrepareChunk, streamOffloadSpec } from "./offloaded-streams.js";
+import { captureStreamMessage } from "./mirror-mapping.js";
 import { spansFromExportRequest } from "./otlp-mapping.js";
 import { spansOfBatch } from "./tracing-mapping.js";
 
@@ -20,14 +23,24 @@ export const otlpExportSpec = offloadSpec(TraceService.method.export, (request) 
   return { ...mapped, spans: mapped.spans.map(encodeSpan) };
 });
 
+/** Mirror `CaptureStream`: each message's capture, validated (see `captureStreamMessage`). */
+export const captureStreamSpec = streamOffloadSpec(MirrorService.method.captureStream, captureStreamMessage);
+
 /**
  * Every request a decode worker can prepare, by method path. The workers
  * import this module, so a spec must be listed here to be offloaded; its
  * imports must stay pure (no store, no server state).
  */
-export const offloadSpecs: ReadonlyMap<string, OffloadSpec> = new Map(
-  [ingestBatchSpec, otlpExportSpec].map((spec) => [spec.path, spec as unknown as OffloadSpec]),
+export const offloadSpecs: ReadonlyMap<string, AnyOffloadSpec> = new Map(
+  [ingestBatchSpec, otlpExportSpec, captureStreamSpec].map((spec) => [spec.path, spec as unknown as AnyOffloadSpec]),
 );
+
+/** The spec at `path` of the given kind; throws a bug's Error for any other (a registration mistake). */
+export function offloadSpecAt<K extends AnyOffloadSpec["kind"]>(path: string, kind: K): Extract<AnyOffloadSpec, { kind: K }> {
+  const spec = offloadSpecs.get(path);
+  if (spec?.kind !== kind) throw new Error(`no ${kind} offload spec for ${path}`);
+  return spec as Extract<AnyOffloadSpec, { kind: K }>;
+}
 
 /**
  * Decodes and prepares on the calling thread: the gRPC port's decoder
@@ -36,10 +49,15 @@ export const offloadSpecs: ReadonlyMap<string, OffloadSpec> = new Map(
  */
 export const inlineDecoder: RequestDecoder = {
   decode(path, bytes) {
-    const spec = offloadSpecs.get(path);
     try {
-      if (spec === undefined) throw new Error(`no offload spec for ${path}`);
-      return Promise.resolve(decodeAndPrepare(spec, bytes));
+      return Promise.resolve(decodeAndPrepare(offloadSpecAt(path, "unary"), bytes));
+    } catch (thrown) {
+      return Promise.reject(thrown);
+    }
+  },
+  decodeChunk(path, messages, firstIndex, context) {
+    try {
+      return Promise.resolve(decodeAndPrepareChunk(offloadSpecAt(path, "stream"), messages, firstIndex, context));
     } catch (thrown) {
       return Promise.reject(thrown);
     }

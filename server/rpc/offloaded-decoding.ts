@@ -1,6 +1,7 @@
 import { fromBinary, type DescMessage, type DescMethodUnary, type MessageShape } from "@bufbuild/protobuf";
 import type { HandlerContext } from "@connectrpc/connect";
 import { InvalidFieldError } from "../core/errors.js";
+import type { ChunkResult, StreamOffloadSpec } from "./offloaded-streams.js";
 
 /**
  * How a unary method's request is decoded and checked off the event loop.
@@ -11,6 +12,7 @@ import { InvalidFieldError } from "../core/errors.js";
  * returned.
  */
 export interface OffloadSpec<Input extends DescMessage = DescMessage, Prepared = unknown> {
+  readonly kind: "unary";
   /** `/package.Service/Method`: how a decode worker finds the spec. */
   readonly path: string;
   /** The request message. */
@@ -29,8 +31,11 @@ export function offloadSpec<Input extends DescMessage, Prepared>(
   method: DescMethodUnary<Input>,
   prepare: (request: MessageShape<Input>) => Prepared,
 ): OffloadSpec<Input, Prepared> {
-  return { path: `/${method.parent.typeName}/${method.name}`, input: method.input, prepare };
+  return { kind: "unary", path: `/${method.parent.typeName}/${method.name}`, input: method.input, prepare };
 }
+
+/** A unary method's or a client-streaming method's spec: what the decode workers look up by path. */
+export type AnyOffloadSpec = OffloadSpec | StreamOffloadSpec;
 
 /**
  * Request bytes that do not decode as the method's message: the caller's
@@ -66,10 +71,18 @@ export function decodeAndPrepare<Input extends DescMessage, Prepared>(spec: Offl
   return spec.prepare(request);
 }
 
-/** Decodes and prepares request bytes for an {@link OffloadSpec} by its path, off the event loop. */
+/** Decodes and prepares request bytes for an offload spec by its path, off the event loop. */
 export interface RequestDecoder {
-  /** @returns what the spec's `prepare` returned; rejects with what it (or decoding) threw */
+  /** @returns what the unary spec's `prepare` returned; rejects with what it (or decoding) threw */
   decode(path: string, bytes: Uint8Array): Promise<unknown>;
+  /**
+   * Decodes and prepares consecutive messages of a client stream (see
+   * `StreamOffloadSpec`), stopping at the first that fails.
+   *
+   * @param firstIndex the stream index of `messages[0]`
+   * @param context the spec's context, as the handler took it for this chunk
+   */
+  decodeChunk(path: string, messages: readonly Uint8Array[], firstIndex: number, context: unknown): Promise<ChunkResult>;
 }
 
 /**
@@ -81,7 +94,7 @@ export class EncodedRequest {
   constructor(
     readonly path: string,
     readonly bytes: Uint8Array,
-    private readonly decoder: RequestDecoder,
+    readonly decoder: RequestDecoder,
   ) {}
 
   /** The request decoded and prepared by the decoder. */
@@ -90,8 +103,14 @@ export class EncodedRequest {
   }
 }
 
-/** Marks handlers built by {@link offloadable}, with their spec. */
-const specOfHandler = new WeakMap<object, OffloadSpec>();
+/** Marks handlers built by {@link offloadable} or `offloadableStream`, with their spec. */
+const specOfHandler = new WeakMap<object, AnyOffloadSpec>();
+
+/** Notes that `handler` also takes `EncodedRequest`s, prepared by `spec` (see {@link offloadSpecOf}). */
+export function withOffloadSpec<H extends object>(handler: H, spec: AnyOffloadSpec): H {
+  specOfHandler.set(handler, spec);
+  return handler;
+}
 
 /**
  * A unary handler in two halves: `spec.prepare` (pure, maybe in a worker)
@@ -108,11 +127,11 @@ export function offloadable<Input extends DescMessage, Prepared, Output>(
     const prepared = request instanceof EncodedRequest ? ((await request.prepared()) as Prepared) : spec.prepare(request);
     return answer(prepared, ctx);
   };
-  specOfHandler.set(handler, spec as unknown as OffloadSpec);
+  withOffloadSpec(handler, spec as unknown as OffloadSpec);
   return handler as (request: MessageShape<Input>, ctx: HandlerContext) => Promise<Output>;
 }
 
-/** The spec of a handler built by {@link offloadable}; undefined for any other handler. */
-export function offloadSpecOf(handler: unknown): OffloadSpec | undefined {
+/** The spec of a handler built by {@link offloadable} or `offloadableStream`; undefined for any other handler. */
+export function offloadSpecOf(handler: unknown): AnyOffloadSpec | undefined {
   return typeof handler === "function" ? specOfHandler.get(handler) : undefined;
 }

@@ -1,6 +1,6 @@
 import type { DescService } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { offloadSpecOf, type OffloadSpec } from "./offloaded-decoding.js";
+import { offloadSpecOf, type AnyOffloadSpec } from "./offloaded-decoding.js";
 import { offloadSpecs } from "./offload-specs.js";
 
 /**
@@ -16,11 +16,11 @@ export interface ServiceRegistration<S extends DescService = DescService> {
   readonly service: S;
   readonly impl: ServiceImpl<S>;
   /**
-   * Methods (by `localName`) whose handler was built with `offloadable`
-   * and also accepts an `EncodedRequest`, with their specs: the gRPC port
-   * may hand them request bytes for a decode worker.
+   * Methods (by `localName`) whose handler was built with `offloadable` or
+   * `offloadableStream` and also accepts `EncodedRequest`s, with their
+   * specs: the gRPC port may hand them request bytes for a decode worker.
    */
-  readonly offloaded?: ReadonlyMap<string, OffloadSpec>;
+  readonly offloaded?: ReadonlyMap<string, AnyOffloadSpec>;
 }
 
 /**
@@ -35,7 +35,7 @@ export function registerService<S extends DescService>(
   service: S,
   impl: ServiceImpl<S>,
 ): ServiceRegistration {
-  const offloaded = new Map<string, OffloadSpec>();
+  const offloaded = new Map<string, AnyOffloadSpec>();
   for (const method of service.methods) {
     const spec = offloadSpecOf((impl as Record<string, unknown>)[method.localName]);
     if (spec === undefined) continue;

@@ -15,17 +15,29 @@ import {
 } from "../core/errors.js";
 import { UndecodableRequestError } from "../rpc/offloaded-decoding.js";
 
-/** A request for a decode worker: the bytes' buffer is transferred, not copied. */
-export interface DecodeTask {
-  readonly id: number;
-  readonly path: string;
-  readonly bytes: Uint8Array;
-}
+/**
+ * A request for a decode worker: one request's bytes (a unary spec's), or
+ * a chunk of one client stream's messages (a stream spec's). Their buffer
+ * is transferred, not copied.
+ */
+export type DecodeTask = { readonly id: number; readonly path: string } & (
+  | { readonly bytes: Uint8Array }
+  | { readonly chunk: { readonly messages: readonly Uint8Array[]; readonly firstIndex: number; readonly context: unknown } }
+);
 
-/** A decode worker's answer to a {@link DecodeTask}. */
+/**
+ * A decode worker's answer to a {@link DecodeTask}: for a chunk, `value` is
+ * a {@link WireChunkResult}.
+ */
 export type DecodeReply =
   | { readonly id: number; readonly ok: true; readonly value: unknown }
   | { readonly id: number; readonly ok: false; readonly error: WireError };
+
+/** A chunk's result as it crosses threads: its failure as a {@link WireError}. */
+export interface WireChunkResult {
+  readonly prepared: unknown[];
+  readonly failure?: WireError;
+}
 
 /** What a decode worker posts once, when its modules are loaded and it takes tasks. */
 export const workerReady = "ready";

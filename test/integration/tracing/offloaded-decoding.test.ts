@@ -11,6 +11,7 @@ import { describe, expect, it } from "vitest";
 import { IngestBatchRequestSchema, TraceCollectorService, type Span } from "../../../gen/latticeforge/tracing/v1/tracing_pb.js";
 import { ExportTraceServiceRequestSchema, TraceService } from "../../../gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js";
 import { controlPlanesPerTest, type TestControlPlane } from "../../fixtures/control-plane.js";
+import { decodeCounts } from "../../fixtures/decode-metrics.js";
 import { within } from "../../fixtures/streams.js";
 import { callOptions as opts, newTraceId, rpcError, spanId, spanMessage } from "../../fixtures/tracing.js";
 
@@ -31,13 +32,6 @@ function traceOf(count: number): { trace: string; spans: Span[] } {
     }),
   );
   return { trace, spans };
-}
-
-async function decodeCounts(server: TestControlPlane): Promise<Record<string, number>> {
-  const text = await (await fetch(`${server.httpBaseUrl}/metrics`)).text();
-  const counts: Record<string, number> = {};
-  for (const match of text.matchAll(/^latticeforge_decode_requests_total\{where="(\w+)"\} (\d+)$/gm)) counts[match[1]!] = Number(match[2]);
-  return counts;
 }
 
 /** Sends raw bytes as an IngestBatch request over the gRPC port. */

@@ -1,10 +1,14 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
+import { CaptureStreamRequestSchema } from "../../../gen/latticeforge/mirror/v1/mirror_pb.js";
 import { IngestBatchRequestSchema, type Span } from "../../../gen/latticeforge/tracing/v1/tracing_pb.js";
 import { ExportTraceServiceRequestSchema } from "../../../gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js";
 import { InvalidFieldError, UnavailableError } from "../../../server/core/errors.js";
-import { ingestBatchSpec, otlpExportSpec } from "../../../server/rpc/offload-specs.js";
+import { defaultMirrorLimits } from "../../../server/core/mirror/model.js";
+import type { CaptureContext } from "../../../server/rpc/mirror-mapping.js";
+import { captureStreamSpec, ingestBatchSpec, otlpExportSpec } from "../../../server/rpc/offload-specs.js";
+import { decodeAndPrepareChunk } from "../../../server/rpc/offloaded-streams.js";
 import { UndecodableRequestError } from "../../../server/rpc/offloaded-decoding.js";
 import { spansFromExportRequest } from "../../../server/rpc/otlp-mapping.js";
 import { spansOfBatch } from "../../../server/rpc/tracing-mapping.js";
@@ -217,5 +221,35 @@ describe("errors across the worker boundary", () => {
     expect(restored.constructor).toBe(Error);
     expect(restored.message).toBe("cannot read x of undefined");
     expect(restored.stack).toBe(bug.stack);
+  });
+
+  it("prepares a chunk of CaptureStream messages in a worker exactly as inline, stopping at the first bad one", async () => {
+    const context: CaptureContext = { nowMs: 1_800_000_000_000, limits: defaultMirrorLimits() };
+    const messages = Array.from({ length: 40 }, (_, i) =>
+      toBinary(
+        CaptureStreamRequestSchema,
+        create(CaptureStreamRequestSchema, {
+          capture: {
+            requestId: `r${i}`,
+            sourceService: "orders",
+            intent: "create",
+            method: "POST",
+            path: i === 25 ? "no-slash" : "/orders",
+            payload: { orderId: `o${i}`, note: "x".repeat(1024) },
+          },
+        }),
+      ),
+    );
+    const decoder = pool();
+    const inWorker = await within(decoder.decodeChunk(captureStreamSpec.path, messages, 100, context), 5000, "chunk");
+    expect(decoder.counts).toEqual({ inline: 0, worker: 1 });
+    const inline = decodeAndPrepareChunk(captureStreamSpec, messages, 100, context);
+    expect(inWorker.prepared).toHaveLength(25);
+    expect(inWorker.prepared).toStrictEqual(inline.prepared);
+    expect(inWorker.failure).toBeInstanceOf(InvalidFieldError);
+    expect(inWorker.failure).toMatchObject({ field: "capture[125].path", message: (inline.failure as Error).message });
+    // A small chunk stays on the event loop.
+    await decoder.decodeChunk(captureStreamSpec.path, messages.slice(0, 2), 0, context);
+    expect(decoder.counts).toEqual({ inline: 1, worker: 1 });
   });
 });
