@@ -118,12 +118,12 @@ export async function* preparedMessages<Input extends DescMessage, Context, Prep
   let index = 0;
   /** The chunk being decoded, not yet yielded. */
   let decoding: Promise<ChunkResult> | undefined;
-  // Every promise this loop may leave behind is marked handled at once (an
-  // await still sees its rejection): a rejection nobody awaits any more
-  // must not become an unhandled one, which would end the process.
   /** The source threw (the call was cancelled, or the server is stopping): it needs no return. */
   let sourceFailed = false;
   let ended = false;
+  // Every promise this loop may leave behind is marked handled at once (an
+  // await still sees its rejection): a rejection nobody awaits any more
+  // must not become an unhandled one, which would end the process.
   const pull = (): Promise<IteratorResult<MessageShape<Input> | EncodedRequest>> => {
     const pulled = iterator.next();
     pulled.catch(() => (sourceFailed = true));
@@ -164,9 +164,11 @@ export async function* preparedMessages<Input extends DescMessage, Context, Prep
       decoding = submitted;
     }
   } finally {
-    // As `for await` does: a source that ended or threw is left alone (an
-    // idle call's return would wait for its next message).
-    if (!ended && !sourceFailed) await iterator.return?.();
+    // A source that ended or threw is left alone, as `for await` does. One
+    // that is still open has a read pending (this loop reads ahead), so its
+    // return runs only once that read is answered: awaiting it would hold
+    // an idle call's error until the client sent another message.
+    if (!ended && !sourceFailed) iterator.return?.()?.catch(() => undefined);
   }
 }
 

@@ -41,7 +41,11 @@ async function* stream(captures: readonly CaptureInit[]): AsyncGenerator<{ captu
  * writes every message at once (as a proxy flushing a burst does), so they
  * reach the server together and make full chunks.
  */
-function burstCaptureStream(address: string, captures: readonly CaptureInit[]): Promise<CaptureStreamResponse | ServiceError> {
+function burstCaptureStream(
+  address: string,
+  captures: readonly CaptureInit[],
+  { end = true }: { end?: boolean } = {},
+): Promise<CaptureStreamResponse | ServiceError> {
   const client = new Client(address, credentials.createInsecure());
   const answer = new Promise<CaptureStreamResponse | ServiceError>((resolve) => {
     const call = client.makeClientStreamRequest(
@@ -53,7 +57,7 @@ function burstCaptureStream(address: string, captures: readonly CaptureInit[]): 
       (error, response) => resolve(error ?? response!),
     );
     for (const item of captures) call.write(toBinary(CaptureStreamRequestSchema, create(CaptureStreamRequestSchema, { capture: item })));
-    call.end();
+    if (end) call.end();
   });
   return within(answer, 11_000, "CaptureStream").finally(() => client.close());
 }
@@ -105,5 +109,16 @@ describe("offloaded CaptureStream", () => {
     expect(viaConnect.code).toBe(Code.InvalidArgument);
     expect(viaGrpc.details).toBe(viaConnect.message);
     expect(viaGrpc.details).toMatch(/^capture\[70\]\.path must start with \//);
+  });
+
+  it("answers an invalid capture at once while the proxy keeps its stream open", async () => {
+    const server = await start();
+    const grpc = server.grpc(MirrorService);
+    await grpc.addMirror({ mirror: mirrorConfig("a", "http://127.0.0.1:9") }, opts);
+    const captures = [largeCapture("g-0"), largeCapture("g-1", { path: "no-slash" })];
+    const answer = (await burstCaptureStream(server.grpcAddress, captures, { end: false })) as ServiceError;
+    expect(answer.code).toBe(status.INVALID_ARGUMENT);
+    expect(answer.details).toMatch(/^capture\[1\]\.path must start with \//);
+    expect(await drainIds(grpc, "a")).toEqual(["g-0"]);
   });
 });

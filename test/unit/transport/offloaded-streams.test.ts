@@ -167,6 +167,28 @@ describe("preparedMessages", () => {
     expect(returns).toBe(0);
   });
 
+  it("throws at a bad message at once, though the client then sends nothing (its pending read never answers)", async () => {
+    const decoder = recordingDecoder();
+    let pulls = 0;
+    let returns = 0;
+    const idleAfterBad: AsyncIterable<EncodedRequest> = {
+      [Symbol.asyncIterator]: () => ({
+        next: () =>
+          ++pulls === 1
+            ? Promise.resolve({ done: false, value: new EncodedRequest(spec.path, toBinary(CaptureStreamRequestSchema, message("bad-0")), decoder) })
+            : new Promise<IteratorResult<EncodedRequest>>(() => undefined),
+        return: () => {
+          returns++;
+          return new Promise<IteratorResult<EncodedRequest>>(() => undefined);
+        },
+      }),
+    };
+    const { items, error } = await within(collect(preparedMessages(spec, idleAfterBad, () => "c")), 5000, "stream");
+    expect(items).toEqual([]);
+    expect((error as InvalidFieldError).field).toBe("capture[0].request_id");
+    expect(returns).toBe(1);
+  });
+
   it("returns the source when the consumer stops early", async () => {
     const decoder = recordingDecoder();
     let returned = false;
