@@ -136,23 +136,30 @@ export function createMirrorService(options: MirrorServiceOptions): ServiceRegis
       // chunk at a time) and are written without waiting for each commit,
       // so one stream fills group-commit batches (the store writes the
       // captures queued before a commit together); at most
-      // maxCapturesInFlight wait at once. A failure ends the call: an
-      // invalid capture keeps every capture before it; a store error keeps
-      // those committed before it and fails the ones that shared its write.
-      // A store error is noted when it happens (never left as an unhandled
-      // rejection while the stream waits for its next message) and ends the
-      // call at the next message or at the end.
+      // maxCapturesInFlight wait at once. A failure ends the call, once the
+      // captures before it were written: an invalid capture keeps every
+      // capture before it (unless their write failed: then the call fails
+      // with that store error); a store error keeps those committed before
+      // it and fails the ones that shared its write. A store error is noted
+      // when it happens (never left as an unhandled rejection while the
+      // stream waits for its next message) and ends the call at the next
+      // message or at the end.
       const inFlight: Promise<void>[] = [];
       let failure: { readonly error: unknown } | undefined;
       const noteFailure = (error: unknown): void => {
         failure ??= { error };
       };
       let count = 0;
-      for await (const mirrored of captures) {
-        if (failure !== undefined) throw failure.error;
-        count++;
-        inFlight.push(store.capture(mirrored).then(add, noteFailure));
-        if (inFlight.length >= maxCapturesInFlight) await inFlight.shift();
+      try {
+        for await (const mirrored of captures) {
+          if (failure !== undefined) throw failure.error;
+          count++;
+          inFlight.push(store.capture(mirrored).then(add, noteFailure));
+          if (inFlight.length >= maxCapturesInFlight) await inFlight.shift();
+        }
+      } catch (error) {
+        await Promise.all(inFlight);
+        throw failure?.error ?? error;
       }
       await Promise.all(inFlight);
       if (failure !== undefined) throw failure.error;

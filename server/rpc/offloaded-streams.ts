@@ -73,7 +73,7 @@ export function decodeAndPrepareChunk<Input extends DescMessage, Context, Prepar
 
 /** Most messages of one chunk: enough to make a worker round trip (~0.1 ms) cheap per message. */
 const maxChunkMessages = 64;
-/** Most bytes of one chunk (its messages may be large); a chunk holds at least one message. */
+/** Bytes past which a chunk takes no more messages (its last may overshoot; messages may be large). */
 const maxChunkBytes = 1024 * 1024;
 /**
  * How long a chunk waits for more messages once it has one (or while the
@@ -106,8 +106,8 @@ function gatherWindow(): Promise<typeof notYet> {
  * has failed. Not pulling stops reading the source (backpressure reaches
  * the transport); ending the iteration early returns the source.
  *
- * @param context taken once per chunk (once per message inline), when its
- *   first message is prepared
+ * @param context taken once per chunk, when it is sent to the decoder (once
+ *   per message on the inline path)
  */
 export async function* preparedMessages<Input extends DescMessage, Context, Prepared>(
   spec: StreamOffloadSpec<Input, Context, Prepared>,

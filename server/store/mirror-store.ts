@@ -308,9 +308,10 @@ export class MirrorStore {
    * when the promise resolves.
    *
    * Captures queued before the next commit share one write (up to
-   * {@link maxCapturesPerWrite}): their counters are written once, and a
-   * failure of that write (a disk error, which ends the whole transaction
-   * anyway) fails each of them.
+   * {@link maxCapturesPerWrite}, and it weighs as many in the committer's
+   * batch limit): their counters are written once, and any failure of that
+   * write (a disk error, which ends the whole transaction anyway, or a bug
+   * in storing one of them) fails each of them.
    *
    * @returns one count per applicable mirror, in selection order
    */
@@ -318,10 +319,14 @@ export class MirrorStore {
     let batch = this.openCaptures;
     if (batch === undefined || batch.requests.length >= maxCapturesPerWrite) {
       const requests: MirroredRequest[] = [];
-      const written = this.committer.write(() => {
-        if (this.openCaptures?.requests === requests) this.openCaptures = undefined;
-        return this.writeCaptures(requests);
-      });
+      const written = this.committer.write(
+        () => {
+          if (this.openCaptures?.requests === requests) this.openCaptures = undefined;
+          return this.writeCaptures(requests);
+        },
+        undefined,
+        maxCapturesPerWrite,
+      );
       batch = { requests, written };
       this.openCaptures = batch;
       // A write rejected before it ran (the store closed) takes no more captures.

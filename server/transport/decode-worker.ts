@@ -27,8 +27,11 @@ port.on("message", (task: DecodeTask) => {
   } catch (thrown) {
     reply = { id: task.id, ok: false, error: toWireError(thrown) };
   }
+  // A chunk's buffer goes back with it: prepared messages may hold views of
+  // it (a capture's raw body), which a copy would duplicate in full.
+  const buffer = "chunk" in task ? task.chunk.messages[0]?.buffer : undefined;
   try {
-    port.postMessage(reply);
+    port.postMessage(reply, buffer === undefined ? [] : [buffer as ArrayBuffer]);
   } catch (thrown) {
     // A prepared value that cannot be cloned is a bug of its spec.
     port.postMessage({ id: task.id, ok: false, error: toWireError(thrown) } satisfies DecodeReply);

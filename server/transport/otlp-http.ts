@@ -25,6 +25,7 @@ import { UndecodableRequestError, type RequestDecoder } from "../rpc/offloaded-d
 import { otlpExportSpec } from "../rpc/offload-specs.js";
 import { spansFromExportRequest, type OtlpMappingResult } from "../rpc/otlp-mapping.js";
 import { exportMapped, type OtlpTraceOptions } from "../rpc/otlp-trace.js";
+import type { IngestSpan } from "../store/tracing-codec.js";
 import type { HttpRoute } from "./http-server.js";
 
 /** Options for {@link createOtlpHttpRoutes}. */
@@ -119,7 +120,7 @@ async function handleTraces(req: Request, res: Response, options: OtlpHttpOption
   try {
     const mapped =
       encoding === "application/x-protobuf"
-        ? ((await options.decoder.decode(otlpExportSpec.path, body)) as OtlpMappingResult)
+        ? ((await options.decoder.decode(otlpExportSpec.path, body)) as OtlpMappingResult<IngestSpan>)
         : spansFromExportRequest(decodeJsonRequest(body));
     response = await exportMapped(mapped, options);
   } catch (error) {

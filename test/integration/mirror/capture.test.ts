@@ -403,4 +403,16 @@ describe("MirrorService capture when the store fails a write", () => {
     expect(sentAfterFailure).toBeGreaterThan(0);
     expect((await mirror.drain({ mirrorId: "a" }, opts)).requests.map((r) => r.requestId)).toEqual(["ok-1"]);
   });
+
+  it("reports the store failure of captures sent before an invalid one rather than INVALID_ARGUMENT", async () => {
+    await mirror.addMirror({ mirror: mirrorConfig("a", shadowUrl) }, opts);
+    failBoomInto("a");
+    async function* messages(): AsyncGenerator<{ capture: CaptureInit }> {
+      yield { capture: capture("boom-1") };
+      yield { capture: capture("bad", { path: "no-slash" }) };
+    }
+    const error = await rpcError(mirror.captureStream(messages(), opts));
+    expect(error).toEqual({ code: Code.Internal, message: "internal error" });
+    expect(await counters()).toEqual(["a:0/0"]);
+  });
 });

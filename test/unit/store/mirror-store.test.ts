@@ -228,6 +228,8 @@ describe("MirrorStore on :memory:", () => {
     const ids = Array.from({ length: maxCapturesPerWrite + 2 }, (_, i) => `r${i}`);
     const counts = await Promise.all(ids.map((id) => store.capture(mirroredRequest({ requestId: id }))));
     expect(writes).toHaveBeenCalledTimes(2);
+    // Each weighs what it may hold in the committer's batch limit.
+    expect(writes.mock.calls.map((call) => call[2])).toEqual([maxCapturesPerWrite, maxCapturesPerWrite]);
     expect(counts.map((c) => c[0]!.queued)).toEqual(ids.map((_, i) => (i <= maxCapturesPerWrite ? 1 : 0)));
     expect(counts.at(-1)).toEqual([{ mirrorId: "small", queued: 0, dropped: 1 }]);
     expect(await drainIds("small")).toEqual(ids.slice(0, maxCapturesPerWrite + 1));

@@ -13,7 +13,7 @@ import { UndecodableRequestError } from "../../../server/rpc/offloaded-decoding.
 import { spansFromExportRequest } from "../../../server/rpc/otlp-mapping.js";
 import { spansOfBatch } from "../../../server/rpc/tracing-mapping.js";
 import { encodeSpan } from "../../../server/store/tracing-codec.js";
-import { DecodePool, type DecodePoolOptions } from "../../../server/transport/decode-pool.js";
+import { DecodePool, offloadChunksFrom, type DecodePoolOptions } from "../../../server/transport/decode-pool.js";
 import { fromWireError, toWireError } from "../../../server/transport/decode-wire.js";
 import { within } from "../../fixtures/streams.js";
 import { newTraceId, spanMessage } from "../../fixtures/tracing.js";
@@ -251,5 +251,24 @@ describe("errors across the worker boundary", () => {
     // A small chunk stays on the event loop.
     await decoder.decodeChunk(captureStreamSpec.path, messages.slice(0, 2), 0, context);
     expect(decoder.counts).toEqual({ inline: 1, worker: 1 });
+  });
+
+  it("offloads a chunk of a few small stream messages, and fails alone a chunk whose context cannot cross threads", async () => {
+    const context: CaptureContext = { nowMs: 1_800_000_000_000, limits: defaultMirrorLimits() };
+    const small = Array.from({ length: offloadChunksFrom }, (_, i) =>
+      toBinary(CaptureStreamRequestSchema, create(CaptureStreamRequestSchema, { capture: { requestId: `r${i}`, sourceService: "orders", intent: "i" } })),
+    );
+    expect(small.reduce((sum, bytes) => sum + bytes.byteLength, 0)).toBeLessThan(1024);
+    const decoder = pool();
+    const result = await within(decoder.decodeChunk(captureStreamSpec.path, small, 0, context), 5000, "chunk");
+    expect(result.prepared).toHaveLength(offloadChunksFrom);
+    expect(decoder.counts).toEqual({ inline: 0, worker: 1 });
+
+    const unclonable = { ...context, now: () => 0 };
+    expect(await rejection(decoder.decodeChunk(captureStreamSpec.path, small, 0, unclonable))).toMatchObject({ name: "DataCloneError" });
+    expect(decoder.inFlight).toBe(0);
+    await expect(within(decoder.decodeChunk(captureStreamSpec.path, small, 0, context), 5000, "chunk")).resolves.toMatchObject({
+      prepared: expect.any(Array) as unknown,
+    });
   });
 });
