@@ -55,6 +55,33 @@ async function collect<T>(iterable: AsyncIterable<T>): Promise<{ items: T[]; err
   }
 }
 
+/**
+ * A source that yields one message, then answers every later read with
+ * `later()`; its `return()` never settles (as an idle call's would not
+ * while a read is pending). Counts reads and returns.
+ */
+function oneThen(
+  requestId: string,
+  later: () => Promise<IteratorResult<EncodedRequest>>,
+): AsyncIterable<EncodedRequest> & { pulls: number; returns: number } {
+  const decoder = recordingDecoder();
+  const source = {
+    pulls: 0,
+    returns: 0,
+    [Symbol.asyncIterator]: () => ({
+      next: (): Promise<IteratorResult<EncodedRequest>> =>
+        ++source.pulls === 1
+          ? Promise.resolve({ done: false, value: new EncodedRequest(spec.path, toBinary(CaptureStreamRequestSchema, message(requestId)), decoder) })
+          : later(),
+      return: (): Promise<IteratorResult<EncodedRequest>> => {
+        source.returns++;
+        return new Promise(() => undefined);
+      },
+    }),
+  };
+  return source;
+}
+
 const ids = (count: number, prefix = "r"): string[] => Array.from({ length: count }, (_, i) => `${prefix}${i}`);
 
 describe("preparedMessages", () => {
@@ -145,48 +172,20 @@ describe("preparedMessages", () => {
   });
 
   it("throws what the source throws without returning it (an idle call's return would wait for its next message)", async () => {
-    const decoder = recordingDecoder();
-    let returns = 0;
-    let pulls = 0;
-    const source: AsyncIterable<EncodedRequest> = {
-      [Symbol.asyncIterator]: () => ({
-        next: () =>
-          ++pulls === 1
-            ? Promise.resolve({ done: false, value: new EncodedRequest(spec.path, toBinary(CaptureStreamRequestSchema, message("r0")), decoder) })
-            : Promise.reject(new UnavailableError("server shutting down")),
-        return: () => {
-          returns++;
-          return new Promise<IteratorResult<EncodedRequest>>(() => undefined);
-        },
-      }),
-    };
+    const source = oneThen("r0", () => Promise.reject(new UnavailableError("server shutting down")));
     // The call is over: what was gathered but not yet prepared is not wanted.
     const { error } = await within(collect(preparedMessages(spec, source, () => "c")), 5000, "stream");
     expect(error).toBeInstanceOf(UnavailableError);
-    expect(pulls).toBe(2);
-    expect(returns).toBe(0);
+    expect(source.pulls).toBe(2);
+    expect(source.returns).toBe(0);
   });
 
   it("throws at a bad message at once, though the client then sends nothing (its pending read never answers)", async () => {
-    const decoder = recordingDecoder();
-    let pulls = 0;
-    let returns = 0;
-    const idleAfterBad: AsyncIterable<EncodedRequest> = {
-      [Symbol.asyncIterator]: () => ({
-        next: () =>
-          ++pulls === 1
-            ? Promise.resolve({ done: false, value: new EncodedRequest(spec.path, toBinary(CaptureStreamRequestSchema, message("bad-0")), decoder) })
-            : new Promise<IteratorResult<EncodedRequest>>(() => undefined),
-        return: () => {
-          returns++;
-          return new Promise<IteratorResult<EncodedRequest>>(() => undefined);
-        },
-      }),
-    };
-    const { items, error } = await within(collect(preparedMessages(spec, idleAfterBad, () => "c")), 5000, "stream");
+    const source = oneThen("bad-0", () => new Promise(() => undefined));
+    const { items, error } = await within(collect(preparedMessages(spec, source, () => "c")), 5000, "stream");
     expect(items).toEqual([]);
     expect((error as InvalidFieldError).field).toBe("capture[0].request_id");
-    expect(returns).toBe(1);
+    expect(source.returns).toBe(1);
   });
 
   it("returns the source when the consumer stops early", async () => {
