@@ -48,18 +48,16 @@ export function offloadSpecAt<K extends AnyOffloadSpec["kind"]>(path: string, ki
  * are the workers' answers.
  */
 export const inlineDecoder: RequestDecoder = {
-  decode(path, bytes) {
-    try {
-      return Promise.resolve(decodeAndPrepare(offloadSpecAt(path, "unary"), bytes));
-    } catch (thrown) {
-      return Promise.reject(thrown);
-    }
-  },
-  decodeChunk(path, messages, firstIndex, context) {
-    try {
-      return Promise.resolve(decodeAndPrepareChunk(offloadSpecAt(path, "stream"), messages, firstIndex, context));
-    } catch (thrown) {
-      return Promise.reject(thrown);
-    }
-  },
+  decode: (path, bytes) => settled(() => decodeAndPrepare(offloadSpecAt(path, "unary"), bytes)),
+  decodeChunk: (path, messages, firstIndex, context) =>
+    settled(() => decodeAndPrepareChunk(offloadSpecAt(path, "stream"), messages, firstIndex, context)),
 };
+
+/** What `run` returns, or throws, as a promise. */
+function settled<T>(run: () => T): Promise<T> {
+  try {
+    return Promise.resolve(run());
+  } catch (thrown) {
+    return Promise.reject(thrown);
+  }
+}

@@ -62,13 +62,20 @@ export class UndecodableRequestError extends InvalidFieldError {
  * @throws UndecodableRequestError; whatever `prepare` throws
  */
 export function decodeAndPrepare<Input extends DescMessage, Prepared>(spec: OffloadSpec<Input, Prepared>, bytes: Uint8Array): Prepared {
-  let request: MessageShape<Input>;
+  return spec.prepare(decodeMessage(spec.input, bytes));
+}
+
+/**
+ * Bytes decoded as `input`, for a unary request or a stream message.
+ *
+ * @throws UndecodableRequestError when they are not one
+ */
+export function decodeMessage<Input extends DescMessage>(input: Input, bytes: Uint8Array): MessageShape<Input> {
   try {
-    request = fromBinary(spec.input, bytes);
+    return fromBinary(input, bytes);
   } catch (error) {
-    throw new UndecodableRequestError(spec.input.typeName, error instanceof Error ? error.message : String(error));
+    throw new UndecodableRequestError(input.typeName, error instanceof Error ? error.message : String(error));
   }
-  return spec.prepare(request);
 }
 
 /** Decodes and prepares request bytes for an offload spec by its path, off the event loop. */

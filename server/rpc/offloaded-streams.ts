@@ -1,6 +1,6 @@
-import { fromBinary, type DescMessage, type DescMethodClientStreaming, type MessageShape } from "@bufbuild/protobuf";
+import type { DescMessage, DescMethodClientStreaming, MessageShape } from "@bufbuild/protobuf";
 import type { HandlerContext } from "@connectrpc/connect";
-import { EncodedRequest, UndecodableRequestError, withOffloadSpec } from "./offloaded-decoding.js";
+import { decodeMessage, EncodedRequest, withOffloadSpec } from "./offloaded-decoding.js";
 
 /**
  * How a client-streaming method's messages are decoded and checked off the
@@ -56,14 +56,8 @@ export function decodeAndPrepareChunk<Input extends DescMessage, Context, Prepar
 ): ChunkResult<Prepared> {
   const prepared: Prepared[] = [];
   for (const bytes of messages) {
-    let message: MessageShape<Input>;
     try {
-      message = fromBinary(spec.input, bytes);
-    } catch (error) {
-      return { prepared, failure: new UndecodableRequestError(spec.input.typeName, error instanceof Error ? error.message : String(error)) };
-    }
-    try {
-      prepared.push(spec.prepare(message, firstIndex + prepared.length, context));
+      prepared.push(spec.prepare(decodeMessage(spec.input, bytes), firstIndex + prepared.length, context));
     } catch (error) {
       return { prepared, failure: error };
     }

@@ -12,6 +12,7 @@ import { checkAddMirror, requireMirror, withEnabled } from "../core/mirror/lifec
 import type { MirrorConfig, MirroredRequest, MirrorLimits, MirrorResult } from "../core/mirror/model.js";
 import { redactRequest } from "../core/mirror/redaction.js";
 import type { SqliteDatabase } from "./database.js";
+import { CoalescedWrites } from "./coalesced-writes.js";
 import type { GroupCommitter } from "./group-commit.js";
 import { RevisionLog, revisionLogSchema, type RevisionedChange, type RevisionLogCodec } from "./revision-log.js";
 
@@ -171,8 +172,8 @@ export class MirrorStore {
    * concurrent Drain emptied the buffer, must never name a later capture.
    */
   private lastSeq = 0;
-  /** Captures waiting for their shared write to run (see {@link capture}). */
-  private openCaptures: { readonly requests: MirroredRequest[]; readonly written: Promise<MirrorCaptureCount[][]> } | undefined;
+  /** Captures share committer writes (see {@link capture}). */
+  private readonly captures: CoalescedWrites<MirroredRequest, MirrorCaptureCount[]>;
   private readonly listeners = new Set<(change: RevisionedChange<MirrorEvent>) => void>();
   private readonly selectMirrorsStmt;
   private readonly pendingStmt;
@@ -216,6 +217,7 @@ export class MirrorStore {
     this.resultsStmt = db.prepare(
       "UPDATE mirrors SET dispatched = ?, failed = ?, diffs = ?, tally = ? WHERE mirror_id = ?",
     );
+    this.captures = new CoalescedWrites(committer, (requests) => this.writeCaptures(requests), maxCapturesPerWrite);
     this.reload();
     committer.onRollback(() => this.reload());
   }
@@ -308,34 +310,15 @@ export class MirrorStore {
    * when the promise resolves.
    *
    * Captures queued before the next commit share one write (up to
-   * {@link maxCapturesPerWrite}, and it weighs as many in the committer's
-   * batch limit): their counters are written once, and any failure of that
-   * write (a disk error, which ends the whole transaction anyway, or a bug
-   * in storing one of them) fails each of them.
+   * {@link maxCapturesPerWrite}; see `CoalescedWrites`): their counters are
+   * written once, and any failure of that write (a disk error, which ends
+   * the whole transaction anyway, or a bug in storing one of them) fails
+   * each of them.
    *
    * @returns one count per applicable mirror, in selection order
    */
   capture(request: MirroredRequest): Promise<MirrorCaptureCount[]> {
-    let batch = this.openCaptures;
-    if (batch === undefined || batch.requests.length >= maxCapturesPerWrite) {
-      const requests: MirroredRequest[] = [];
-      const written = this.committer.write(
-        () => {
-          if (this.openCaptures?.requests === requests) this.openCaptures = undefined;
-          return this.writeCaptures(requests);
-        },
-        undefined,
-        maxCapturesPerWrite,
-      );
-      batch = { requests, written };
-      this.openCaptures = batch;
-      // A write rejected before it ran (the store closed) takes no more captures.
-      written.catch(() => {
-        if (this.openCaptures?.requests === requests) this.openCaptures = undefined;
-      });
-    }
-    const index = batch.requests.push(request) - 1;
-    return batch.written.then((counts) => counts[index]!);
+    return this.captures.add(request);
   }
 
   /**
@@ -393,10 +376,10 @@ export class MirrorStore {
   }
 
   /**
-   * Writes captures, in order, inside a committer op: each capture's
-   * payloads (one per distinct redaction among the mirrors that accept it)
-   * and buffer rows, then each touched mirror's counters once. Memory
-   * changes only once every statement succeeded.
+   * Writes captures, in order, inside their shared committer op: each
+   * capture's payloads (one per distinct redaction among the mirrors that
+   * accept it) and buffer rows, then each touched mirror's counters once.
+   * Memory changes only once every statement succeeded.
    *
    * @returns each capture's counts, in the order of `requests`
    */

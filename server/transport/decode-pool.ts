@@ -118,7 +118,7 @@ export class DecodePool implements RequestDecoder {
   /** Decodes and prepares `bytes` for the unary spec at `path`, in a worker unless they are small. */
   decode(path: string, bytes: Uint8Array): Promise<unknown> {
     if (this.closed) return Promise.reject(new UnavailableError("server shutting down"));
-    const worker = this.workerFor(bytes.byteLength);
+    const worker = this.workerFor(bytes.byteLength >= this.inlineBelowBytes);
     if (worker === undefined) return inlineDecoder.decode(path, bytes);
     const own = new Uint8Array(bytes);
     return worker.run({ path, bytes: own }, own.buffer, this.taskTimeoutMs);
@@ -133,7 +133,7 @@ export class DecodePool implements RequestDecoder {
     if (this.closed) return Promise.reject(new UnavailableError("server shutting down"));
     let total = 0;
     for (const message of messages) total += message.byteLength;
-    const worker = this.workerFor(messages.length >= offloadChunksFrom ? Infinity : total);
+    const worker = this.workerFor(messages.length >= offloadChunksFrom || total >= this.inlineBelowBytes);
     if (worker === undefined) return inlineDecoder.decodeChunk(path, messages, firstIndex, context);
     const packed = new Uint8Array(total);
     let at = 0;
@@ -157,10 +157,13 @@ export class DecodePool implements RequestDecoder {
     await Promise.all(workers.map((worker) => worker.terminate(new UnavailableError("server shutting down"))));
   }
 
-  /** The live worker with the fewest tasks for a task of `bytes` bytes, or undefined to decode it inline (counted either way). */
-  private workerFor(bytes: number): DecodeWorker | undefined {
+  /**
+   * The live worker with the fewest tasks, for a task worth offloading; or
+   * undefined to decode it inline (counted either way).
+   */
+  private workerFor(worthOffloading: boolean): DecodeWorker | undefined {
     let least: DecodeWorker | undefined;
-    if (bytes >= this.inlineBelowBytes) {
+    if (worthOffloading) {
       for (const worker of this.slots) if (worker !== undefined && (least === undefined || worker.inFlight < least.inFlight)) least = worker;
     }
     if (least === undefined) this.inline++;
