@@ -17,21 +17,19 @@ import {
   SpanStatus,
   TraceAnomalySchema,
   TraceSummarySchema,
-  TraceTreeSchema,
   type AnomalyEvent as AnomalyEventMessage,
   type CriticalPathSpan as CriticalPathSpanMessage,
   type FlamegraphNode as FlamegraphNodeMessage,
   type IngestBatchRequest,
   type Span as SpanMessage,
   type TraceSummary as TraceSummaryMessage,
-  type TraceTree as TraceTreeMessage,
 } from "../../gen/latticeforge/tracing/v1/tracing_pb.js";
 import { InvalidFieldError } from "../core/errors.js";
 import type { AnomalyEvent, AnomalyReason as Reason } from "../core/tracing/anomalies.js";
 import type { CriticalPathSpan } from "../core/tracing/critical-path.js";
 import type { FlamegraphNode } from "../core/tracing/flamegraph.js";
 import type { IngestRejection } from "../core/tracing/ingest-rules.js";
-import { durationMs, type Span, type SpanKind as Kind, type SpanStatus as Status, type TraceTree } from "../core/tracing/model.js";
+import { durationMs, type Span, type SpanKind as Kind, type SpanStatus as Status } from "../core/tracing/model.js";
 import { validateSpanInput, type SpanInput } from "../core/tracing/validation.js";
 import type { TraceRecord } from "../store/tracing-store.js";
 
@@ -44,7 +42,8 @@ const kindOf: Record<SpanKind, Kind | undefined> = {
   [SpanKind.INTERNAL]: "internal",
 };
 
-const kindEnum: Record<Kind, SpanKind> = {
+/** The API enum of a span kind. */
+export const kindEnum: Record<Kind, SpanKind> = {
   server: SpanKind.SERVER,
   client: SpanKind.CLIENT,
   producer: SpanKind.PRODUCER,
@@ -60,7 +59,8 @@ const statusOf: Record<SpanStatus, Status | undefined> = {
   [SpanStatus.CANCELLED]: "cancelled",
 };
 
-const statusEnum: Record<Status, SpanStatus> = {
+/** The API enum of a span status. */
+export const statusEnum: Record<Status, SpanStatus> = {
   ok: SpanStatus.OK,
   error: SpanStatus.ERROR,
   timeout: SpanStatus.TIMEOUT,
@@ -156,20 +156,6 @@ export function renderSpan(span: Span): SpanMessage {
     tags: { ...span.tags },
     logs: span.logs.map((log) => ({ time: timestampFromNs(log.timeNs), fields: { ...log.fields } })),
     durationMs: BigInt(durationMs(span)),
-  });
-}
-
-/** An assembled trace as the API's `TraceTree`. */
-export function renderTraceTree(trace: TraceTree): TraceTreeMessage {
-  return create(TraceTreeSchema, {
-    traceId: trace.traceId,
-    rootSpan: renderSpan(trace.root),
-    spans: trace.spans.map(renderSpan),
-    totalDurationMs: BigInt(trace.totalDurationMs),
-    serviceCount: trace.serviceCount,
-    errorCount: trace.errorCount,
-    assembledAt: timestampFromNs(BigInt(trace.assembledAtMs) * 1_000_000n),
-    orphanSpanIds: trace.orphans.map((span) => span.spanId),
   });
 }
 

@@ -1,5 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import {
+  GetTraceResponseSchema,
   IngestBatchResponseSchema,
   TraceCollectorService,
   WatchAnomaliesResponseSchema,
@@ -22,6 +23,8 @@ import type { TracingStore } from "../store/tracing-store.js";
 import type { WatchHub } from "../watch/watch-hub.js";
 import { createChangeRenderer } from "./change-renderer.js";
 import { offloadable } from "./offloaded-decoding.js";
+import { precodedResponse } from "./precoded-response.js";
+import { encodeGetTraceResponse } from "./tracing-wire.js";
 import { ingestBatchSpec } from "./offload-specs.js";
 import { streamWatch } from "./watch-stream.js";
 import { registerService, type ServiceRegistration } from "./service-registration.js";
@@ -32,7 +35,6 @@ import {
   renderFlamegraph,
   renderSpan,
   renderTraceSummary,
-  renderTraceTree,
   spanInput,
   timestampToNs,
 } from "./tracing-mapping.js";
@@ -110,7 +112,7 @@ export function createTracingService(options: TracingServiceOptions): ServiceReg
     }),
 
     getTrace(request) {
-      return { trace: renderTraceTree(treeOf(request.traceId)) };
+      return precodedResponse(GetTraceResponseSchema, encodeGetTraceResponse(treeOf(request.traceId)));
     },
 
     getSpan(request) {

@@ -1,9 +1,11 @@
-import { createContextValues } from "@connectrpc/connect";
+import { fromBinary } from "@bufbuild/protobuf";
+import { createContextValues, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import http2, { type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Session } from "node:http2";
 import net from "node:net";
 import { Duplex } from "node:stream";
+import { precodedBytesOf } from "../rpc/precoded-response.js";
 import type { ServiceRegistration } from "../rpc/service-registration.js";
 import { peerKey } from "./call-context.js";
 import type { TlsMaterial } from "./grpc-server.js";
@@ -59,6 +61,7 @@ export function createHttpServer(options: HttpServerOptions): HttpPort {
     writeMaxBytes: options.maxMessageBytes,
     shutdownSignal: options.shutdownSignal,
     contextValues: (req) => createContextValues().set(peerKey, peerOf(req, peers)),
+    interceptors: [materializePrecoded],
   });
   const handle = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void => {
     if (options.shutdownSignal.aborted) {
@@ -194,3 +197,14 @@ function replayingStream(socket: net.Socket, first: Buffer): Duplex {
   socket.on("close", () => stream.destroy());
   return stream;
 }
+
+/**
+ * Turns a unary answer made by `precodedResponse` into the message its bytes
+ * encode, so that connect-node serializes it (as JSON too) like any other.
+ */
+const materializePrecoded: Interceptor = (next) => async (request) => {
+  const response = await next(request);
+  if (response.stream) return response;
+  const bytes = precodedBytesOf(response.message);
+  return bytes === undefined ? response : { ...response, message: fromBinary(response.method.output, bytes) };
+};

@@ -104,6 +104,55 @@ describe.each(["grpc", "connect"] as const)("TraceCollectorService over %s", (tr
     expect(assembledMs).toBeLessThanOrEqual(after);
   });
 
+  /** A root with tags and logs and a child with tags, ingested; returns the trace id. */
+  async function ingestTagged(): Promise<string> {
+    const trace = newTraceId();
+    const root = spanMessage(
+      { trace, id: "root", service: "tagged", op: "GET /", start: 0, end: 30 },
+      {
+        tags: { "http.method": "GET", "ключ": "✓", empty: "" },
+        logs: [
+          { time: { seconds: 1_700_000_123n, nanos: 5 }, fields: { event: "retry", attempt: "2" } },
+          { time: { seconds: 1_700_000_124n, nanos: 0 }, fields: {} },
+        ],
+      },
+    );
+    const child = spanMessage({ trace, id: "child", parent: "root", service: "db", op: "query", start: 5, end: 9 }, { tags: { table: "orders" } });
+    await tracing.ingestBatch({ spans: [child, root] }, opts);
+    return trace;
+  }
+
+  it("answers GetTrace with every span exactly as GetSpan answers it, tags and logs included", async () => {
+    const trace = await ingestTagged();
+    const tree = (await tracing.getTrace({ traceId: trace }, opts)).trace!;
+    expect(tree.spans.map((s) => s.spanId)).toEqual(ids("root", "child"));
+    for (const span of tree.spans) {
+      expect(span).toEqual((await tracing.getSpan({ traceId: trace, spanId: span.spanId }, opts)).span);
+    }
+    expect(tree.rootSpan).toEqual(tree.spans[0]);
+    expect(tree.spans[0]?.tags).toEqual({ "http.method": "GET", "ключ": "✓", empty: "" });
+    expect(tree.spans[0]?.logs).toHaveLength(2);
+    expect(tree.spans[1]?.tags).toEqual({ table: "orders" });
+  });
+
+  it("answers GetTrace as Connect JSON, as curl would ask for it, with the same spans", async () => {
+    const trace = await ingestTagged();
+    const res = await fetch(`${server.httpBaseUrl}/latticeforge.tracing.v1.TraceCollectorService/GetTrace`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ traceId: trace }),
+    });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { trace: { rootSpan: { spanId: string }; spans: { spanId: string; tags?: unknown; logs?: unknown[] }[] } };
+    expect(body.trace.rootSpan.spanId).toBe(spanId("root"));
+    expect(body.trace.spans.map((s) => s.spanId)).toEqual(ids("root", "child"));
+    expect(body.trace.spans[0]?.tags).toEqual({ "http.method": "GET", "ключ": "✓", empty: "" });
+    expect(body.trace.spans[0]?.logs).toEqual([
+      { time: "2023-11-14T22:15:23.000000005Z", fields: { event: "retry", attempt: "2" } },
+      { time: "2023-11-14T22:15:24Z" },
+    ]);
+  });
+
   it("lists orphans, picks the earliest parentless span as root and orders equal starts by span_id", async () => {
     const trace = newTraceId();
     await tracing.ingestBatch(
