@@ -14,7 +14,7 @@ import { assembleXds } from "./assembly/xds.js";
 import { createHealthService } from "./rpc/health.js";
 import { createReflectionServices } from "./rpc/reflection.js";
 import type { ServiceRegistration } from "./rpc/service-registration.js";
-import { closeDatabase, openDatabase, pingDatabase, type SqliteDatabase } from "./store/database.js";
+import { closeDatabase, openDatabase, openReader, pingDatabase, type SqliteDatabase } from "./store/database.js";
 import { GroupCommitter } from "./store/group-commit.js";
 import { migrations } from "./store/migrations.js";
 import { createGrpcServer, grpcServerCredentials, type TlsMaterial } from "./transport/grpc-server.js";
@@ -70,7 +70,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const tls = readTls(config);
   const shadowCa = config.shadowTlsCa === undefined ? undefined : readFlagFile(config.shadowTlsCa, "--shadow-tls-ca");
   const metrics = createServerMetrics();
-  const db = openStore(config, logger);
+  const { db, reader } = openStore(config, logger);
   const committer = new GroupCommitter(db, {
     onCommit: ({ batchSize, seconds }) => {
       metrics.commitBatchSize.observe(batchSize);
@@ -84,7 +84,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   }
 
   const decoder = decodePool ?? inlineDecoder;
-  const context: AssemblyContext = { config, db, committer, metrics, logger, decoder };
+  const context: AssemblyContext = { config, db, reader, committer, metrics, logger, decoder };
   const registry = assembleRegistry(context);
   const modules: ServiceModule[] = [
     registry,
@@ -144,6 +144,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     http.server.close();
     void decodePool?.close();
     committer.close();
+    reader?.close();
     closeDatabase(db);
     throw error;
   }
@@ -168,6 +169,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     await decodePool?.close();
     logger.info("shutdown: in-flight calls done; flushing pending commits");
     committer.close();
+    reader?.close();
     closeDatabase(db);
     logger.info("shutdown: database checkpointed and closed");
   };
@@ -198,12 +200,16 @@ function readTls(config: ServerConfig): TlsMaterial | undefined {
   };
 }
 
-function openStore(config: ServerConfig, logger: Logger): SqliteDatabase {
+/** The database and its read-only connection (see `openReader`). */
+function openStore(config: ServerConfig, logger: Logger): { db: SqliteDatabase; reader: SqliteDatabase | undefined } {
+  let db: SqliteDatabase | undefined;
   try {
-    const db = openDatabase({ path: config.db, durability: config.durability, migrations });
+    db = openDatabase({ path: config.db, durability: config.durability, migrations });
+    const reader = openReader(db);
     logger.debug({ db: config.db, durability: config.durability }, "database open");
-    return db;
+    return { db, reader };
   } catch (error) {
+    if (db !== undefined) closeDatabase(db);
     throw new StartupError((error as Error).message);
   }
 }

@@ -11,6 +11,8 @@ import type { HttpRoute } from "../transport/http-server.js";
 export interface AssemblyContext {
   readonly config: ServerConfig;
   readonly db: SqliteDatabase;
+  /** A read-only connection to `db`'s file (see `openReader`); undefined in memory. */
+  readonly reader: SqliteDatabase | undefined;
   readonly committer: GroupCommitter;
   readonly metrics: ServerMetrics;
   readonly logger: Logger;

@@ -15,7 +15,7 @@ import type { AssemblyContext, ServiceModule } from "./service-module.js";
  * store with the anomaly revision log, the anomaly watch hub, metrics, and
  * the pruning and compaction passes.
  */
-export function assembleTracing({ config, db, committer, metrics, logger, decoder }: AssemblyContext): ServiceModule {
+export function assembleTracing({ config, db, reader, committer, metrics, logger, decoder }: AssemblyContext): ServiceModule {
   const now = Date.now;
   const limits = defaultCollectorLimits({
     maxSpansPerTrace: config.maxSpansPerTrace,
@@ -24,7 +24,7 @@ export function assembleTracing({ config, db, committer, metrics, logger, decode
     anomalyMinErrorCount: config.anomalyMinErrors,
     serviceSlosMs: config.serviceSlosMs,
   });
-  const store = new TracingStore(db, committer, { limits });
+  const store = new TracingStore(db, committer, { limits, ...(reader !== undefined ? { reader } : {}) });
   const hub = new WatchHub<AnomalyEvent>(store.anomalyLog, {
     progressIntervalMs: config.watchProgressSeconds * 1000,
     queueSize: config.watchQueueSize,

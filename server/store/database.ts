@@ -130,6 +130,26 @@ function migrate(db: SqliteDatabase, migrations: readonly Migration[]): void {
 }
 
 /**
+ * A read-only connection to `db`'s file: it sees committed data only, so
+ * reads through it are not affected by a stepped write holding a
+ * transaction open on `db` between event-loop turns (see
+ * `GroupCommitter.writeInSteps`). Undefined for an in-memory database, which
+ * no other connection can open. Close it before `db`.
+ *
+ * @throws StoreOpenError when the file cannot be opened
+ */
+export function openReader(db: SqliteDatabase): SqliteDatabase | undefined {
+  if (db.memory) return undefined;
+  try {
+    const reader = new Database(db.name, { readonly: true, fileMustExist: true });
+    reader.pragma("busy_timeout = 5000");
+    return reader;
+  } catch (error) {
+    throw new StoreOpenError(db.name, error);
+  }
+}
+
+/**
  * Checkpoints the WAL into the main file and truncates it (so a copied
  * database file is complete on its own), then closes the connection. Safe to
  * call on a closed connection.

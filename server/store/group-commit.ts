@@ -71,7 +71,9 @@ export class StoreClosedError extends UnavailableError {
  * `QueuedWrite` built for any result type fits the queue's `unknown`.
  */
 interface QueuedWrite {
+  /** The op; a stepped write's op returns its steps (see `writeInSteps`). */
   op(db: SqliteDatabase): unknown;
+  stepped: boolean;
   onCommitted?(result: unknown): void;
   resolve(result: unknown): void;
   reject(error: unknown): void;
@@ -80,6 +82,18 @@ interface QueuedWrite {
   weight: number;
   /** Already rejected: its op or its onCommitted threw. */
   failed: boolean;
+}
+
+/** A stepped write in progress (see `GroupCommitter.writeInSteps`). */
+interface SteppedBatch {
+  readonly write: QueuedWrite;
+  readonly steps: Iterator<unknown, unknown, undefined>;
+  /** When its transaction began. */
+  readonly start: bigint;
+  /** The scheduled next step. */
+  next: NodeJS.Immediate | undefined;
+  /** A step is running (so `close` must not run the rest itself). */
+  inStep: boolean;
 }
 
 /**
@@ -104,6 +118,10 @@ interface QueuedWrite {
  * - Batches never nest or interleave: a `flush()` requested while a batch is
  *   running (from an op or an `onCommitted`) does nothing, and writes queued
  *   meanwhile land in a later batch.
+ * - A stepped write ({@link GroupCommitter.writeInSteps}) is a batch of its
+ *   own. Its transaction stays open between its steps, while the event loop
+ *   serves other calls; later writes queue behind it as behind any batch.
+ *   After {@link GroupCommitter.close} its remaining steps run at once.
  * - Durability `full` on a file (see {@link WalSync}): COMMIT does not
  *   fsync; instead a committed batch waits for an fsync of the WAL that
  *   started after its COMMIT, run on libuv's thread pool, and only then do
@@ -130,6 +148,8 @@ export class GroupCommitter {
   private readonly rollbackToStmt;
   private readonly rollbackListeners = new Set<(error: unknown) => void>();
   private queue: QueuedWrite[] = [];
+  /** The stepped write whose transaction is open, between two of its steps. */
+  private stepping: SteppedBatch | undefined;
   private scheduled: NodeJS.Immediate | undefined;
   private running = false;
   private closed = false;
@@ -220,12 +240,43 @@ export class GroupCommitter {
     if (this.closed) return Promise.reject(new StoreClosedError());
     if (this.syncFailure !== undefined) return Promise.reject(this.syncFailure);
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ op, onCommitted, resolve, reject, result: undefined, weight, failed: false });
+      this.queue.push({ op, stepped: false, onCommitted, resolve, reject, result: undefined, weight, failed: false });
       this.schedule();
     });
   }
 
-  /** Runs the next batch now, synchronously; the rest of the queue stays scheduled. */
+  /**
+   * Like {@link write}, for a write too large to run in one event-loop turn
+   * (a 1,000-span ingest holds the loop ~5 ms): `op` returns an iterator
+   * whose `next()` does one step's share of the work, and the committer
+   * returns to the event loop between steps, leaving the transaction open.
+   * The write is a batch of its own; its result is the iterator's return
+   * value, and it commits or fails as a whole, like any write.
+   *
+   * Other statements on the connection see the open transaction between
+   * steps. So everything the op changes must be read through another
+   * connection, which sees committed data only (see `openReader`); changes
+   * whose readers use this one (a revision log append, say) belong in the
+   * last step, which COMMIT follows in the same turn.
+   */
+  writeInSteps<T>(
+    op: (db: SqliteDatabase) => Iterator<unknown, T, undefined>,
+    onCommitted?: (result: T) => void,
+    weight = 1,
+  ): Promise<T> {
+    if (this.closed) return Promise.reject(new StoreClosedError());
+    if (this.syncFailure !== undefined) return Promise.reject(this.syncFailure);
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ op, stepped: true, onCommitted, resolve, reject, result: undefined, weight, failed: false });
+      this.schedule();
+    });
+  }
+
+  /**
+   * Runs the next batch now, synchronously; the rest of the queue stays
+   * scheduled. A stepped write only runs its first step here (all of them
+   * once closed).
+   */
   flush(): void {
     if (this.running || this.queue.length === 0) return;
     clearImmediate(this.scheduled);
@@ -233,13 +284,22 @@ export class GroupCommitter {
     let count = 0;
     let weight = 0;
     while (count < this.queue.length && count < this.maxBatch) {
-      weight += this.queue[count]!.weight;
+      const next = this.queue[count]!;
+      if (next.stepped) {
+        if (count === 0) count = 1;
+        break;
+      }
+      weight += next.weight;
       if (count > 0 && weight > this.maxBatchWeight) break;
       count++;
     }
     const batch = this.queue.splice(0, count);
     if (this.queue.length > 0) this.schedule();
     this.running = true;
+    if (batch[0]!.stepped) {
+      this.beginSteps(batch[0]!);
+      return;
+    }
     try {
       this.commit(batch);
     } finally {
@@ -254,6 +314,7 @@ export class GroupCommitter {
    */
   close(): void {
     this.closed = true;
+    if (this.stepping !== undefined && !this.stepping.inStep) this.step(this.stepping);
     while (!this.running && this.queue.length > 0) this.flush();
     if (this.walSync === undefined || this.running) return;
     const waiting = this.awaitingSync.splice(0);
@@ -339,20 +400,30 @@ export class GroupCommitter {
       for (const write of batch) this.runOp(write);
       this.commitStmt.run();
     } catch (error) {
-      try {
-        if (this.db.inTransaction) this.rollbackStmt.run();
-      } finally {
-        for (const write of batch) write.reject(error);
-        for (const listener of this.rollbackListeners) {
-          try {
-            listener(error);
-          } catch {
-            // A listener that cannot recover must not strand the next batch.
-          }
-        }
-      }
+      this.abandon(batch, error);
       return;
     }
+    this.committed(batch, start);
+  }
+
+  /** Rolls back a batch whose transaction failed as a whole and rejects every write of it. */
+  private abandon(batch: readonly QueuedWrite[], error: unknown): void {
+    try {
+      if (this.db.inTransaction) this.rollbackStmt.run();
+    } finally {
+      for (const write of batch) write.reject(error);
+      for (const listener of this.rollbackListeners) {
+        try {
+          listener(error);
+        } catch {
+          // A listener that cannot recover must not strand the next batch.
+        }
+      }
+    }
+  }
+
+  /** After COMMIT: `onCommitted` in order, then the answers (after the next fsync, if off-loop). */
+  private committed(batch: readonly QueuedWrite[], start: bigint): void {
     const seconds = Number(process.hrtime.bigint() - start) / 1e9;
     for (const write of batch) {
       if (write.failed || write.onCommitted === undefined) continue;
@@ -371,6 +442,81 @@ export class GroupCommitter {
       this.startSync(this.walSync);
     }
     this.onCommit?.({ batchSize: batch.length, seconds });
+  }
+
+  /** Opens a stepped write's transaction and runs its first step. */
+  private beginSteps(write: QueuedWrite): void {
+    const start = process.hrtime.bigint();
+    let steps: Iterator<unknown, unknown, undefined>;
+    try {
+      this.beginStmt.run();
+      this.savepointStmt.run();
+      steps = write.op(this.db) as Iterator<unknown, unknown, undefined>;
+    } catch (error) {
+      this.abandon([write], error);
+      this.endSteps();
+      return;
+    }
+    this.step({ write, steps, start, next: undefined, inStep: false });
+  }
+
+  /**
+   * Runs the stepped write's next step, then schedules the one after it; or
+   * its last step, then commits. Once closed, runs every step left at once.
+   */
+  private step(batch: SteppedBatch): void {
+    clearImmediate(batch.next);
+    batch.next = undefined;
+    const { write } = batch;
+    batch.inStep = true;
+    let done = false;
+    try {
+      do {
+        const next = batch.steps.next();
+        if (next.done === true) {
+          write.result = next.value;
+          done = true;
+        }
+      } while (!done && this.closed);
+    } catch (error) {
+      write.failed = true;
+      write.reject(error);
+      done = true;
+      // As in runOp: errors that end the transaction fail the batch.
+      if (!this.db.inTransaction) {
+        this.abandon([write], error);
+        this.endSteps();
+        return;
+      }
+      this.rollbackToStmt.run();
+    } finally {
+      batch.inStep = false;
+    }
+    if (!done) {
+      this.stepping = batch;
+      batch.next = setImmediate(() => this.step(batch));
+      return;
+    }
+    try {
+      this.releaseStmt.run();
+      this.commitStmt.run();
+    } catch (error) {
+      this.abandon([write], error);
+      this.endSteps();
+      return;
+    }
+    try {
+      this.committed([write], batch.start);
+    } finally {
+      this.endSteps();
+    }
+  }
+
+  /** The stepped write is over: later batches may run. */
+  private endSteps(): void {
+    this.stepping = undefined;
+    this.running = false;
+    if (this.queue.length > 0) this.schedule();
   }
 
   private runOp(write: QueuedWrite): void {

@@ -40,8 +40,8 @@ export const tracingQueries = {
   incompleteTraces: "SELECT trace_id FROM traces WHERE root_span_id IS NULL ORDER BY trace_key LIMIT ?",
   /** (threshold_ns, limit) → trace rows over the threshold, slowest first, then by trace_id. */
   anomalousTraces: `SELECT ${traceColumns} FROM traces WHERE duration_ns > ? ORDER BY duration_ns DESC, trace_id ASC LIMIT ?`,
-  /** (cutoff_ms, limit) → keys of traces first seen before the cutoff, oldest first. */
-  expiredTraces: "SELECT trace_key FROM traces WHERE first_seen_ms < ? ORDER BY first_seen_ms LIMIT ?",
+  /** (cutoff_ms, limit) → (trace_key, span_count) of traces first seen before the cutoff, oldest first. */
+  expiredTraces: "SELECT trace_key, span_count FROM traces WHERE first_seen_ms < ? ORDER BY first_seen_ms LIMIT ?",
   /** (trace_key). */
   deleteSpans: "DELETE FROM spans WHERE trace_key = ?",
   /** (trace_key). */

@@ -264,3 +264,97 @@ describe("GroupCommitter visibility and shutdown", () => {
     expect(itemNames(db)).toEqual(["a", "b", "c"]);
   });
 });
+
+/** A stepped op inserting `names`, one per step, recording each step in `log`. */
+function insertInSteps(names: readonly string[], log: string[]): (db: SqliteDatabase) => Generator<void, number> {
+  return function* (conn) {
+    for (const [i, name] of names.entries()) {
+      if (i > 0) yield;
+      log.push(`step ${name}`);
+      insertItem(name)(conn);
+    }
+    return names.length;
+  };
+}
+
+describe("GroupCommitter stepped writes", () => {
+  it("runs a stepped write as a batch of its own, serving the event loop between steps, committing at the end", async () => {
+    const gc = committer();
+    const log: string[] = [];
+    const other = openDatabase({ path: dbPath, durability: "normal", migrations: schema });
+    try {
+      const before = [gc.write(insertItem("a")), gc.write(insertItem("b"))];
+      const stepped = gc.writeInSteps(insertInSteps(["s1", "s2", "s3"], log), (count) => log.push(`committed ${count}`));
+      const after = gc.write(insertItem("c"));
+      // Between steps the loop runs other callbacks; another connection sees committed rows only.
+      let settled = false;
+      void stepped.finally(() => (settled = true));
+      const poll = (): void => {
+        if (settled) return;
+        log.push(`turn: ${itemNames(other).join(",")}`);
+        setImmediate(poll);
+      };
+      setImmediate(poll);
+      await expect(stepped).resolves.toBe(3);
+      await Promise.all([...before, after]);
+    } finally {
+      closeDatabase(other);
+    }
+    expect(batches.map((stats) => stats.batchSize)).toEqual([2, 1, 1]);
+    expect(itemNames(db)).toEqual(["a", "b", "s1", "s2", "s3", "c"]);
+    const steps = log.filter((entry) => !entry.startsWith("turn"));
+    expect(steps).toEqual(["step s1", "step s2", "step s3", "committed 3"]);
+    // A turn ran between each two steps, and saw a and b (committed) but none of the steps.
+    const between = log.slice(log.indexOf("step s1"), log.indexOf("step s3"));
+    expect(between.filter((entry) => entry.startsWith("turn"))).not.toHaveLength(0);
+    expect(between.filter((entry) => entry.startsWith("turn")).every((entry) => entry === "turn: a,b")).toBe(true);
+    expect(log.indexOf("step s2") - log.indexOf("step s1")).toBeGreaterThan(1);
+    expect(log.indexOf("step s3") - log.indexOf("step s2")).toBeGreaterThan(1);
+  });
+
+  it("rolls back only a stepped write whose later step throws, and commits the next write", async () => {
+    const gc = committer();
+    const failing = gc.writeInSteps(function* (conn) {
+      insertItem("x1")(conn);
+      yield;
+      insertItem("x2")(conn);
+      yield;
+      throw new Error("step failed");
+    });
+    const next = gc.write(insertItem("after"));
+    await expect(failing).rejects.toThrow("step failed");
+    await expect(next).resolves.toBe(1);
+    expect(itemNames(db)).toEqual(["after"]);
+  });
+
+  it("fails the stepped write when a step's error ends the transaction, tells rollback listeners, and goes on", async () => {
+    const gc = committer();
+    const rollbacks: unknown[] = [];
+    gc.onRollback((error) => rollbacks.push(error));
+    const failing = gc.writeInSteps(function* (conn) {
+      insertItem("x1")(conn);
+      yield;
+      conn.prepare("ROLLBACK").run();
+      throw new Error("transaction gone");
+    });
+    await expect(failing).rejects.toThrow("transaction gone");
+    expect(rollbacks).toHaveLength(1);
+    await expect(gc.write(insertItem("after"))).resolves.toBe(1);
+    expect(itemNames(db)).toEqual(["after"]);
+  });
+
+  it("on close runs the steps left of a stepped write at once, commits it, then what was queued", async () => {
+    const gc = committer();
+    const log: string[] = [];
+    const stepped = gc.writeInSteps(insertInSteps(["s1", "s2", "s3"], log));
+    const queuedStepped = gc.writeInSteps(insertInSteps(["t1", "t2"], log));
+    const queued = gc.write(insertItem("q"));
+    gc.flush();
+    expect(log).toEqual(["step s1"]);
+    gc.close();
+    expect(log).toEqual(["step s1", "step s2", "step s3", "step t1", "step t2"]);
+    expect(itemNames(db)).toEqual(["s1", "s2", "s3", "t1", "t2", "q"]);
+    await expect(Promise.all([stepped, queuedStepped, queued])).resolves.toEqual([3, 2, 6]);
+    await expect(gc.writeInSteps(insertInSteps(["late"], log))).rejects.toBeInstanceOf(StoreClosedError);
+  });
+});

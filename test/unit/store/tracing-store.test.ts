@@ -4,13 +4,13 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { AnomalyEvent } from "../../../server/core/tracing/anomalies.js";
 import { defaultCollectorLimits, type CollectorLimits, type Span } from "../../../server/core/tracing/model.js";
-import { closeDatabase, openDatabase, type SqliteDatabase } from "../../../server/store/database.js";
+import { closeDatabase, openDatabase, openReader, type SqliteDatabase } from "../../../server/store/database.js";
 import { GroupCommitter } from "../../../server/store/group-commit.js";
 import { migrations } from "../../../server/store/migrations.js";
 import { encodeSpan } from "../../../server/store/tracing-codec.js";
 import { tracingQueries } from "../../../server/store/tracing-queries.js";
 import type { RevisionedChange } from "../../../server/store/revision-log.js";
-import { TracingStore, type TraceRecord } from "../../../server/store/tracing-store.js";
+import { spansPerStep, TracingStore, type TraceRecord } from "../../../server/store/tracing-store.js";
 
 const ms = 1_000_000n;
 const base = 1_700_000_000_000n * ms;
@@ -48,20 +48,25 @@ function valueOf(stored: Span | undefined): Span | undefined {
 }
 
 let db: SqliteDatabase;
+/** The read-only connection of a file database; reads go through it and big writes run in steps. */
+let reader: SqliteDatabase | undefined;
 let committer: GroupCommitter;
 let store: TracingStore;
 
 function open(path: string, limits: Partial<CollectorLimits> = {}, maxDurationSamples?: number): void {
   db = openDatabase({ path, durability: "full", migrations });
+  reader = openReader(db);
   committer = new GroupCommitter(db);
   store = new TracingStore(db, committer, {
     limits: defaultCollectorLimits(limits),
     ...(maxDurationSamples !== undefined ? { maxDurationSamples } : {}),
+    ...(reader !== undefined ? { reader } : {}),
   });
 }
 
 function close(): void {
   committer.close();
+  reader?.close();
   closeDatabase(db);
 }
 
@@ -70,9 +75,23 @@ function planOf(sql: string, ...params: unknown[]): string {
   return rows.map((row) => row.detail).join("\n");
 }
 
-describe("TracingStore on :memory:", () => {
-  beforeEach(() => open(":memory:", { maxSpansPerTrace: 5, traceTtlMs: 1000 }));
-  afterEach(close);
+describe.each([
+  ["on :memory:", false],
+  ["on a file, read through a reader (large writes run in steps)", true],
+])("TracingStore %s", (_, onFile) => {
+  let dir: string | undefined;
+  /** A new database of this suite's kind. */
+  const fresh = (): string => {
+    if (!onFile) return ":memory:";
+    dir ??= mkdtempSync(join(tmpdir(), "tracing-store-"));
+    return join(dir, `lf-${Math.random().toString(36).slice(2)}.sqlite`);
+  };
+  beforeEach(() => open(fresh(), { maxSpansPerTrace: 5, traceTtlMs: 1000 }));
+  afterEach(() => {
+    close();
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+    dir = undefined;
+  });
 
   it("counts ingested spans of a batch and stores them field for field", async () => {
     const rich = span(1, 2, {
@@ -306,7 +325,7 @@ describe("TracingStore on :memory:", () => {
       }
     }
     close();
-    open(":memory:");
+    open(fresh());
     await store.ingestBatch(spans, 0);
   }
 
@@ -324,7 +343,7 @@ describe("TracingStore on :memory:", () => {
     ["serviceDurations", ["svc1", 0, 5], /SEARCH spans USING COVERING INDEX spans_by_service \(service=\? AND start_ns>\?\)/],
     ["anomalousTraces", [0, 5], /SEARCH traces USING INDEX traces_by_duration \(duration_ns>\?\)/],
     ["incompleteTraces", [5], /SCAN traces USING INDEX traces_without_root/],
-    ["expiredTraces", [0, 5], /SEARCH traces USING COVERING INDEX traces_by_first_seen \(first_seen_ms<\?\)/],
+    ["expiredTraces", [0, 5], /SEARCH traces USING INDEX traces_by_first_seen \(first_seen_ms<\?\)/],
     ["deleteSpans", [1], /SEARCH spans USING (COVERING )?INDEX spans_by_trace \(trace_key=\?\)/],
     ["serviceNames", [], /SEARCH spans USING COVERING INDEX spans_by_service/],
     ["dependencyCalls", ["svc1", 0], /SEARCH c USING INDEX spans_by_service[^\n]*\n(.*\n)*SEARCH p USING INDEX spans_by_trace \(trace_key=\? AND span_id=\?\)/],
@@ -345,6 +364,52 @@ describe("TracingStore on a file", () => {
     dir = mkdtempSync(join(tmpdir(), "tracing-store-"));
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("writes an ingest of more than spansPerStep spans in steps; reads between them see none of it", async () => {
+    open(join(dir, "steps.sqlite"));
+    try {
+      await store.ingestBatch([span(1, 1)], 0);
+      // 4 traces of 250 spans: 1,000 spans, at least 4 steps after planning.
+      const batch = [2, 3, 4, 5].flatMap((t) => Array.from({ length: spansPerStep }, (_, i) => span(t, i + 1)));
+      let settled = false;
+      const ingest = store.ingestBatch(batch, 0).finally(() => {
+        settled = true;
+      });
+      const seen: number[] = [];
+      await new Promise<void>((resolve) => {
+        const poll = (): void => {
+          if (settled) return resolve();
+          // Served between steps: committed data only, never part of the batch.
+          expect(store.traceSpans(traceId(1))).toHaveLength(1);
+          seen.push([2, 3, 4, 5].reduce((sum, t) => sum + store.traceSpans(traceId(t)).length, 0));
+          setImmediate(poll);
+        };
+        setImmediate(poll);
+      });
+      expect((await ingest).counts).toEqual({ ingested: 1000, dropped: 0, duplicates: 0 });
+      expect(seen.filter((count) => count !== 0 && count !== 1000)).toEqual([]);
+      expect(seen.filter((count) => count === 0).length).toBeGreaterThanOrEqual(4);
+      expect(store.traceRecord(traceId(5))).toMatchObject({ spanCount: spansPerStep });
+    } finally {
+      close();
+    }
+  });
+
+  it("commits nothing of a stepped ingest that fails in a later step, and goes on with the next write", async () => {
+    open(join(dir, "failing-steps.sqlite"));
+    try {
+      // The 600th span's insert fails: two steps after the first inserts.
+      db.exec(`CREATE TRIGGER fail_insert BEFORE INSERT ON spans WHEN NEW.span_id = '${spanId(600)}' BEGIN SELECT RAISE(ABORT, 'disk full'); END`);
+      const batch = [1, 2, 3].flatMap((t) => Array.from({ length: 250 }, (_, i) => span(t, t * 250 + i - 249)));
+      await expect(store.ingestBatch(batch, 0)).rejects.toThrow(/disk full/);
+      for (const t of [1, 2, 3]) expect(store.traceRecord(traceId(t))).toBeUndefined();
+      expect(db.prepare("SELECT count(*) FROM spans").pluck().get()).toBe(0);
+      db.exec("DROP TRIGGER fail_insert");
+      expect((await store.ingestBatch(batch, 0)).counts.ingested).toBe(750);
+    } finally {
+      close();
+    }
+  });
 
   it("keeps acknowledged spans and trace state across a reopen", async () => {
     const path = join(dir, "db", "lf.sqlite");
