@@ -17,10 +17,10 @@ import type { AssemblyContext, ServiceModule } from "./service-module.js";
  *
  * @param shadowCa PEM CA certificates HTTPS shadows may also chain to (`--shadow-tls-ca`)
  */
-export function assembleMirror({ config, db, committer, metrics, logger }: AssemblyContext, shadowCa?: Buffer): ServiceModule {
+export function assembleMirror({ config, db, reader, committer, metrics, logger }: AssemblyContext, shadowCa?: Buffer): ServiceModule {
   const now = Date.now;
   const limits = defaultMirrorLimits({ maxMirrors: config.maxMirrors });
-  const store = new MirrorStore(db, committer, { limits, now });
+  const store = new MirrorStore(db, committer, { limits, now, reader });
   const hub = new WatchHub<MirrorEvent>(store.log, {
     progressIntervalMs: config.watchProgressSeconds * 1000,
     queueSize: config.watchQueueSize,

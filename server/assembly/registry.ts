@@ -18,8 +18,9 @@ export interface RegistryModule extends ServiceModule {
  * topology revision log), the topology watch hub, gauges, and the reaper and
  * compaction passes.
  */
-export function assembleRegistry({ config, db, committer, metrics, logger }: AssemblyContext): RegistryModule {
+export function assembleRegistry({ config, db, reader, committer, metrics, logger }: AssemblyContext): RegistryModule {
   const store = new RegistryStore(db, committer, {
+    reader,
     limits: defaultRegistryLimits({
       heartbeatTimeoutMs: config.heartbeatTimeoutSeconds * 1000,
       maxInstancesPerService: config.maxInstancesPerService,

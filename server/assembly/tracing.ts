@@ -24,7 +24,7 @@ export function assembleTracing({ config, db, reader, committer, metrics, logger
     anomalyMinErrorCount: config.anomalyMinErrors,
     serviceSlosMs: config.serviceSlosMs,
   });
-  const store = new TracingStore(db, committer, { limits, ...(reader !== undefined ? { reader } : {}) });
+  const store = new TracingStore(db, committer, { limits, reader });
   const hub = new WatchHub<AnomalyEvent>(store.anomalyLog, {
     progressIntervalMs: config.watchProgressSeconds * 1000,
     queueSize: config.watchQueueSize,

@@ -29,7 +29,7 @@ import type { AnomalyEvent, AnomalyReason as Reason } from "../core/tracing/anom
 import type { CriticalPathSpan } from "../core/tracing/critical-path.js";
 import type { FlamegraphNode } from "../core/tracing/flamegraph.js";
 import type { IngestRejection } from "../core/tracing/ingest-rules.js";
-import { durationMs, type Span, type SpanKind as Kind, type SpanStatus as Status } from "../core/tracing/model.js";
+import { durationMs, timestampParts, type Span, type SpanKind as Kind, type SpanStatus as Status } from "../core/tracing/model.js";
 import { validateSpanInput, type SpanInput } from "../core/tracing/validation.js";
 import type { TraceRecord } from "../store/tracing-store.js";
 
@@ -95,8 +95,7 @@ export function timestampToNs(timestamp: Timestamp | undefined, field: string): 
 
 /** A Timestamp of nanoseconds since the epoch, exact. */
 export function timestampFromNs(ns: bigint): Timestamp {
-  const seconds = ns >= 0n ? ns / nsPerSecond : -((-ns + nsPerSecond - 1n) / nsPerSecond);
-  return create(TimestampSchema, { seconds, nanos: Number(ns - seconds * nsPerSecond) });
+  return create(TimestampSchema, timestampParts(ns));
 }
 
 /**

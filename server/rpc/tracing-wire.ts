@@ -3,14 +3,15 @@
  * written in a fraction of the time that building its messages and encoding
  * them with protobuf-es takes, mostly because each stored span's tags and
  * logs are copied as the bytes the store keeps (see `encodedAttrsOf`). The
- * output decodes to the same message as `renderTraceTree` (tested); field
- * numbers and enum values come from the generated descriptors.
+ * output decodes to the message `renderSpan` and protobuf-es would build
+ * (tested); field numbers and enum values come from the generated
+ * descriptors.
  */
 import type { DescMessage } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { GetTraceResponseSchema, SpanSchema, TraceTreeSchema } from "../../gen/latticeforge/tracing/v1/tracing_pb.js";
-import { nsToMs, type Span, type TraceTree } from "../core/tracing/model.js";
-import { encodedAttrsOf, writeTimestamp } from "../store/tracing-codec.js";
+import { durationMs, type Span, type TraceTree } from "../core/tracing/model.js";
+import { encodedAttrsOf, storedSpanField, writeTimestamp } from "../store/tracing-codec.js";
 import { kindEnum, statusEnum } from "./tracing-mapping.js";
 
 /** Field numbers of a message by the fields' local names. */
@@ -48,22 +49,41 @@ const spanField = fieldNumbers(SpanSchema, [
   "durationMs",
 ]);
 
-/** Reused: `finish()` copies the bytes out and resets it. */
-const writer = new BinaryWriter();
+// The stored tags and logs are copied into Span messages as they are.
+const attrsField = fieldNumbers(SpanSchema, ["tags", "logs"]);
+if (attrsField.tags !== storedSpanField.tags || attrsField.logs !== storedSpanField.logs) {
+  throw new Error("the API's Span.tags and Span.logs field numbers differ from the stored ones");
+}
 
-/** The encoded `GetTraceResponse` of an assembled trace. */
+/** Answers up to this size reuse the writer's buffer; a larger one is let go with its writer. */
+const keptBufferBytes = 1 << 20;
+/** Reused: `finish()` copies the bytes out and resets it. */
+let writer = new BinaryWriter();
+
+/**
+ * The encoded `GetTraceResponse` of an assembled trace.
+ *
+ * @throws Error when a stored span's tags or logs are corrupt (see `encodedAttrsOf`)
+ */
 export function encodeGetTraceResponse(trace: TraceTree): Uint8Array {
-  writer.tag(responseField.trace, WireType.LengthDelimited).fork();
-  writeString(treeField.traceId, trace.traceId);
-  writeSpan(treeField.rootSpan, trace.root);
-  for (const span of trace.spans) writeSpan(treeField.spans, span);
-  writeInt(treeField.totalDurationMs, trace.totalDurationMs);
-  writeInt(treeField.serviceCount, trace.serviceCount);
-  writeInt(treeField.errorCount, trace.errorCount);
-  writeTimestamp(writer, treeField.assembledAt, BigInt(trace.assembledAtMs) * 1_000_000n);
-  for (const orphan of trace.orphans) writer.tag(treeField.orphanSpanIds, WireType.LengthDelimited).string(orphan.spanId);
-  writer.join();
-  return writer.finish();
+  try {
+    writer.tag(responseField.trace, WireType.LengthDelimited).fork();
+    writeString(treeField.traceId, trace.traceId);
+    writeSpan(treeField.rootSpan, trace.root);
+    for (const span of trace.spans) writeSpan(treeField.spans, span);
+    writeInt(treeField.totalDurationMs, trace.totalDurationMs);
+    writeInt(treeField.serviceCount, trace.serviceCount);
+    writeInt(treeField.errorCount, trace.errorCount);
+    writeTimestamp(writer, treeField.assembledAt, BigInt(trace.assembledAtMs) * 1_000_000n);
+    for (const orphan of trace.orphans) writer.tag(treeField.orphanSpanIds, WireType.LengthDelimited).string(orphan.spanId);
+    writer.join();
+  } catch (error) {
+    writer = new BinaryWriter(); // the next answer must not start with this one's bytes
+    throw error;
+  }
+  const bytes = writer.finish();
+  if (bytes.length > keptBufferBytes) writer = new BinaryWriter();
+  return bytes;
 }
 
 /** A `Span` field, as `renderSpan` would build it, tags and logs copied from the store when stored. */
@@ -79,7 +99,7 @@ function writeSpan(field: number, span: Span): void {
   writeTimestamp(writer, spanField.startTime, span.startTimeNs);
   writeTimestamp(writer, spanField.endTime, span.endTimeNs);
   writer.raw(encodedAttrsOf(span));
-  writeInt(spanField.durationMs, nsToMs(span.endTimeNs - span.startTimeNs));
+  writeInt(spanField.durationMs, durationMs(span));
   writer.join();
 }
 

@@ -6,7 +6,7 @@ import { WalSync, type CommitSync } from "./wal-sync.js";
 export interface CommitStats {
   /** Writes in the batch, including ops that threw and were rolled back. */
   readonly batchSize: number;
-  /** Wall time from BEGIN to the end of COMMIT. */
+  /** Wall time from BEGIN to the end of COMMIT (for a stepped write, the turns between its steps too). */
   readonly seconds: number;
 }
 
@@ -92,8 +92,6 @@ interface SteppedBatch {
   readonly start: bigint;
   /** The scheduled next step. */
   next: NodeJS.Immediate | undefined;
-  /** A step is running (so `close` must not run the rest itself). */
-  inStep: boolean;
 }
 
 /**
@@ -259,15 +257,11 @@ export class GroupCommitter {
    * whose readers use this one (a revision log append, say) belong in the
    * last step, which COMMIT follows in the same turn.
    */
-  writeInSteps<T>(
-    op: (db: SqliteDatabase) => Iterator<unknown, T, undefined>,
-    onCommitted?: (result: T) => void,
-    weight = 1,
-  ): Promise<T> {
+  writeInSteps<T>(op: (db: SqliteDatabase) => Iterator<unknown, T, undefined>, onCommitted?: (result: T) => void): Promise<T> {
     if (this.closed) return Promise.reject(new StoreClosedError());
     if (this.syncFailure !== undefined) return Promise.reject(this.syncFailure);
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ op, stepped: true, onCommitted, resolve, reject, result: undefined, weight, failed: false });
+      this.queue.push({ op, stepped: true, onCommitted, resolve, reject, result: undefined, weight: 1, failed: false });
       this.schedule();
     });
   }
@@ -314,7 +308,8 @@ export class GroupCommitter {
    */
   close(): void {
     this.closed = true;
-    if (this.stepping !== undefined && !this.stepping.inStep) this.step(this.stepping);
+    // Between two steps of a stepped write: run the rest now (during a step, its loop does).
+    if (this.stepping !== undefined) this.step(this.stepping);
     while (!this.running && this.queue.length > 0) this.flush();
     if (this.walSync === undefined || this.running) return;
     const waiting = this.awaitingSync.splice(0);
@@ -457,7 +452,7 @@ export class GroupCommitter {
       this.endSteps();
       return;
     }
-    this.step({ write, steps, start, next: undefined, inStep: false });
+    this.step({ write, steps, start, next: undefined });
   }
 
   /**
@@ -467,8 +462,9 @@ export class GroupCommitter {
   private step(batch: SteppedBatch): void {
     clearImmediate(batch.next);
     batch.next = undefined;
+    // Only set between steps: close() during a step (or after the last) leaves it alone.
+    this.stepping = undefined;
     const { write } = batch;
-    batch.inStep = true;
     let done = false;
     try {
       do {
@@ -482,15 +478,15 @@ export class GroupCommitter {
       write.failed = true;
       write.reject(error);
       done = true;
-      // As in runOp: errors that end the transaction fail the batch.
-      if (!this.db.inTransaction) {
-        this.abandon([write], error);
+      try {
+        // As in runOp: an error that ended the transaction fails the batch.
+        if (!this.db.inTransaction) throw error;
+        this.rollbackToStmt.run();
+      } catch (fatal) {
+        this.abandon([write], fatal);
         this.endSteps();
         return;
       }
-      this.rollbackToStmt.run();
-    } finally {
-      batch.inStep = false;
     }
     if (!done) {
       this.stepping = batch;
@@ -498,6 +494,8 @@ export class GroupCommitter {
       return;
     }
     try {
+      // A sync failure while the steps ran stops this write too (see StoreSyncFailedError).
+      if (this.syncFailure !== undefined) throw this.syncFailure;
       this.releaseStmt.run();
       this.commitStmt.run();
     } catch (error) {

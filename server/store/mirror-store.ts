@@ -121,6 +121,8 @@ export interface MirrorCommitted<R> {
 /** Options for {@link MirrorStore}. */
 export interface MirrorStoreOptions {
   readonly limits: MirrorLimits;
+  /** A read-only connection to the same file (`openReader`): watch catch-up reads go through it. */
+  readonly reader?: SqliteDatabase;
   /** Clock in epoch milliseconds; default Date.now. */
   readonly now?: () => number;
 }
@@ -197,7 +199,7 @@ export class MirrorStore {
   ) {
     this.limits = options.limits;
     this.now = options.now ?? Date.now;
-    this.log = new RevisionLog(db, mirrorConfigStream, eventCodec);
+    this.log = new RevisionLog(db, mirrorConfigStream, eventCodec, options.reader);
     this.selectMirrorsStmt = db.prepare("SELECT * FROM mirrors");
     this.pendingStmt = db.prepare("SELECT mirror_id, count(*) AS pending FROM mirror_buffer GROUP BY mirror_id");
     this.insertMirrorStmt = db.prepare("INSERT INTO mirrors (mirror_id, config) VALUES (?, ?)");

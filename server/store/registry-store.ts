@@ -59,6 +59,8 @@ UPDATE registry_instances SET
 /** Options for {@link RegistryStore}. */
 export interface RegistryStoreOptions {
   readonly limits: RegistryLimits;
+  /** A read-only connection to the same file (`openReader`): watch catch-up reads go through it. */
+  readonly reader?: SqliteDatabase;
   /** Health window, latency target and warm-up period; default `defaultHealthScoring()`. */
   readonly scoring?: HealthScoring;
   /** Random source for weighted selection; default Math.random. */
@@ -151,7 +153,7 @@ export class RegistryStore {
     this.now = options.now ?? Date.now;
     this.startedAtMs = this.now();
     this.state = new RegistryState(options.limits, options.rng ?? Math.random, options.scoring);
-    this.log = new RevisionLog(db, topologyStream, codec);
+    this.log = new RevisionLog(db, topologyStream, codec, options.reader);
     this.insertStmt = db.prepare(
       `INSERT INTO registry_instances (instance_id, service_name, endpoint, region, zone, weight, metadata,
          registered_at_ms, last_heartbeat_ms, stale, active_connections, health,

@@ -138,8 +138,10 @@ function checkCount(name: string, value: number): void {
  *    transaction. A write inside one marks them unverified, and the getters
  *    re-read the row until the transaction has ended, so a rolled-back op or
  *    batch never leaves a stale value behind ({@link reload} forces a re-read).
- * 4. {@link readAfter} runs outside any write transaction, so every row it
- *    sees is committed; it refuses to run inside one.
+ * 4. Every row {@link readAfter} sees is committed: it reads through the
+ *    reader connection when there is one (which sees committed data only,
+ *    so it may run while a stepped write holds the writer's transaction
+ *    open); without one it refuses to run inside a write transaction.
  */
 export class RevisionLog<E> {
   private readonly table: string;
@@ -161,12 +163,14 @@ export class RevisionLog<E> {
    * @param db the connection the group committer writes on
    * @param stream the stream's name, as given to {@link revisionLogSchema} in a migration
    * @param codec encodes events into the payload column and back
+   * @param reader a read-only connection to the same file (`openReader`), for {@link readAfter}
    * @throws RangeError when `stream` is not a valid name; Error when its migration has not run
    */
   constructor(
     private readonly db: SqliteDatabase,
     readonly stream: string,
     private readonly codec: RevisionLogCodec<E>,
+    private readonly reader: SqliteDatabase = db,
   ) {
     checkStream(stream);
     this.table = tableName(stream);
@@ -184,7 +188,7 @@ export class RevisionLog<E> {
     this.insertStmt = db.prepare(
       `INSERT INTO ${this.table} (revision, seq, created_at_ms, payload) VALUES (?, ?, ?, ?)`,
     );
-    this.readStmt = db
+    this.readStmt = reader
       .prepare<[number, number], [number, Buffer]>(
         `SELECT revision, payload FROM ${this.table} WHERE revision > ? AND revision <= ? ORDER BY revision, seq`,
       )
@@ -253,12 +257,12 @@ export class RevisionLog<E> {
    * @returns up to `limit` changes `revision + 1, revision + 2, ...`; empty when there is none yet
    * @throws RevisionCompactedError when some changes after `revision` were compacted
    *   (`revision + 1 < oldestAvailableRevision`); RangeError on a bad argument;
-   *   Error when called inside a transaction (it would see uncommitted changes)
+   *   Error when called inside a transaction without a reader connection (it would see uncommitted changes)
    */
   readAfter(revision: number, limit: number): RevisionedChange<E>[] {
     checkCount("revision", revision);
     if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`limit must be a positive integer, got ${limit}`);
-    if (this.db.inTransaction) {
+    if (this.reader === this.db && this.db.inTransaction) {
       throw new Error(`RevisionLog.readAfter (stream ${this.stream}) must not run inside a write transaction`);
     }
     if (revision + 1 < this.oldestAvailableRevision) {

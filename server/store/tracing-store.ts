@@ -101,7 +101,7 @@ export interface TracingStoreOptions {
   /**
    * A read-only connection to the same file (`openReader`). Reads then go
    * through it and see committed data only, which lets large writes (an
-   * ingest of more than {@link spansPerStep} spans, pruning) run in steps,
+   * ingest of more than {@link rowsPerStep} spans, pruning) run in steps,
    * leaving the event loop free between them. Without it (an in-memory
    * database) reads use the writer's connection and every write runs at once.
    */
@@ -109,10 +109,12 @@ export interface TracingStoreOptions {
 }
 
 /**
- * Spans an ingest writes per step when it runs in steps (~0.8 ms of the
- * event loop each, measured), and the smallest ingest that does.
+ * Rows (spans, and the rows of their traces) an ingest writes per step when
+ * it runs in steps (~0.8 ms of the event loop each, measured); an ingest of
+ * more spans than this runs in steps. Planning, which reads every trace and
+ * span the batch touches (~1 ms per 1,000 spans), is one step of its own.
  */
-export const spansPerStep = 250;
+export const rowsPerStep = 250;
 /** Spans pruning deletes per step, likewise (a trace's spans are never split). */
 const prunedSpansPerStep = 1000;
 
@@ -191,17 +193,15 @@ interface TraceRow {
  *    the same group commit are seen, and nothing else writes in between);
  * 2. inserts the row of each new trace (getting its key), then the accepted
  *    spans, then updates the rows of traces that already existed.
- * After COMMIT, {@link TracingStore.onTracesChanged} listeners get the new
- * state of every trace that gained spans, in commit order.
+ * After COMMIT, {@link TracingStore.onAnomalies} listeners get the anomaly
+ * changes, in commit order.
  *
  * Reads see committed data only: through the reader connection when there
- * is one, which lets an ingest of more than {@link spansPerStep} spans and
- * pruning run in steps (`GroupCommitter.writeInSteps`), so that no write
- * holds the event loop for more than about a millisecond; otherwise on the
- * writer's connection between batches, every write at once. The anomaly
- * log is appended in an ingest's last step, so its readers (on the writer's
- * connection) never see it uncommitted. The store keeps no state in memory,
- * so a rolled-back batch needs no reload.
+ * is one, which lets an ingest of more than {@link rowsPerStep} spans and
+ * pruning run in steps (`GroupCommitter.writeInSteps`) that hold the event
+ * loop about a millisecond each; otherwise on the writer's connection
+ * between batches, every write at once. The store keeps no state in
+ * memory, so a rolled-back batch needs no reload.
  */
 export class TracingStore {
   private readonly limits: CollectorLimits;
@@ -251,7 +251,7 @@ export class TracingStore {
     }
     this.limits = limits;
     this.rules = anomalyRules(limits);
-    this.anomalyLog = new RevisionLog(db, anomalyStream, anomalyEventCodec);
+    this.anomalyLog = new RevisionLog(db, anomalyStream, anomalyEventCodec, reader);
     committer.onRollback(() => this.anomalyLog.reload());
     this.maxDurationSamples = maxDurationSamples;
     this.stepsAllowed = reader !== db;
@@ -310,7 +310,7 @@ export class TracingStore {
         for (const listener of this.listeners) listener(anomalies);
       },
       spans.length,
-      spans.length > spansPerStep,
+      spans.length > rowsPerStep,
     ).then(({ counts, decisions }) => ({ counts, decisions }));
   }
 
@@ -448,7 +448,7 @@ export class TracingStore {
     weight: number,
     large: boolean,
   ): Promise<T> {
-    if (large && this.stepsAllowed) return this.committer.writeInSteps(steps, onCommitted, weight);
+    if (large && this.stepsAllowed) return this.committer.writeInSteps(steps, onCommitted);
     return this.committer.write(() => lastValue(steps()), onCommitted, weight);
   }
 
@@ -480,7 +480,7 @@ export class TracingStore {
     );
   }
 
-  /** An ingest op: plans the batch, then writes it, yielding every {@link spansPerStep} spans. */
+  /** An ingest op: plans the batch, then writes it, yielding after planning and every {@link rowsPerStep} rows. */
   private *applyBatch(spans: readonly IngestSpan[], nowMs: number): Generator<void, AppliedBatch> {
     /** Trace rows read or created in this op, null when unknown. */
     const states = new Map<string, TraceState | null>();
@@ -511,7 +511,7 @@ export class TracingStore {
     }
     yield; // Planning read every trace and span the batch touches.
     const anomalyEvents: AnomalyEvent[] = [];
-    let spansSinceStep = 0;
+    let rowsSinceStep = 0;
     for (const [traceId, group] of byTrace) {
       const existing = states.get(traceId) ?? null;
       const before = existing === null ? undefined : detectAnomaly(toRecord(existing), this.rules);
@@ -559,11 +559,13 @@ export class TracingStore {
           state.spanCount, state.errorCount, state.minStartNs, state.maxEndNs, duration, ...rootColumns, state.key,
         );
       }
+      rowsSinceStep++;
       for (const span of group) {
-        if (spansSinceStep++ === spansPerStep) {
-          spansSinceStep = 1;
+        if (rowsSinceStep >= rowsPerStep) {
+          rowsSinceStep = 0;
           yield;
         }
+        rowsSinceStep++;
         this.insertSpanStmt.run(
           state.key,
           span.spanId,

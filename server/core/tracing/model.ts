@@ -67,6 +67,17 @@ export function durationMs(span: Span): number {
 }
 
 /**
+ * The `google.protobuf.Timestamp` parts of an instant in epoch nanoseconds:
+ * whole seconds rounded toward −∞, and nanos in 0..999,999,999.
+ */
+export function timestampParts(ns: bigint): { seconds: bigint; nanos: number } {
+  const seconds = ns >= 0n ? ns / nsPerSecond : -((-ns + nsPerSecond - 1n) / nsPerSecond);
+  return { seconds, nanos: Number(ns - seconds * nsPerSecond) };
+}
+
+const nsPerSecond = 1_000_000_000n;
+
+/**
  * Integer milliseconds of a non-negative nanosecond quantity, rounded down.
  * Every `…Ms` field of this module is computed with it.
  */

@@ -16,7 +16,7 @@ export function openPipelineStore(dir: string, durability: Durability): { readon
   const db = openDatabase({ path: join(dir, "pipeline.db"), durability, migrations });
   const reader = openReader(db);
   const committer = new GroupCommitter(db);
-  const store = new TracingStore(db, committer, { limits: defaultCollectorLimits(), ...(reader !== undefined ? { reader } : {}) });
+  const store = new TracingStore(db, committer, { limits: defaultCollectorLimits(), reader });
   return {
     store,
     close: () => {

@@ -357,4 +357,19 @@ describe("GroupCommitter stepped writes", () => {
     await expect(Promise.all([stepped, queuedStepped, queued])).resolves.toEqual([3, 2, 6]);
     await expect(gc.writeInSteps(insertInSteps(["late"], log))).rejects.toBeInstanceOf(StoreClosedError);
   });
+
+  it("lets a stepped write's onCommitted close the committer: answered once, nothing rolled back, the queue still committed", async () => {
+    const gc = committer();
+    const log: string[] = [];
+    const rollbacks: unknown[] = [];
+    gc.onRollback((error) => rollbacks.push(error));
+    const stepped = gc.writeInSteps(insertInSteps(["s1", "s2"], log), () => gc.close());
+    const queued = gc.write(insertItem("q"));
+    await expect(stepped).resolves.toBe(2);
+    await expect(queued).resolves.toBe(3);
+    expect(rollbacks).toEqual([]);
+    expect(log).toEqual(["step s1", "step s2"]);
+    expect(itemNames(db)).toEqual(["s1", "s2", "q"]);
+    expect(batches.map((stats) => stats.batchSize)).toEqual([1, 1]);
+  });
 });

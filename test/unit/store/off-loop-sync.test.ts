@@ -139,6 +139,36 @@ describe("GroupCommitter with off-loop durability", () => {
     gc.close();
   });
 
+  it("rejects a stepped write whose steps outlast a failed checkpoint, committing none of it", async () => {
+    const sync = new ManualSync();
+    const gc = committer(sync, 1);
+    const first = gc.write(insert("a"));
+    await turn();
+    await sync.finish(); // "a" is durable; a checkpoint is due and starts
+    await first;
+    expect(sync.calls).toEqual(["sync", "checkpoint"]);
+    const stepped = gc
+      .writeInSteps(function* (conn) {
+        insert("s1")(conn);
+        yield;
+        yield;
+        yield;
+        insert("s2")(conn);
+        return 2;
+      })
+      .then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+    await turn();
+    expect(db.inTransaction).toBe(true); // between two steps
+    await sync.finish(new Error("EIO: i/o error, checkpoint"));
+    expect(await stepped).toBeInstanceOf(StoreSyncFailedError);
+    expect(db.inTransaction).toBe(false);
+    expect(names(db)).toEqual(["a"]);
+    gc.close();
+  });
+
   it("starts a checkpoint when due and goes on writing while it runs, one checkpoint at a time", async () => {
     const sync = new ManualSync();
     const gc = committer(sync, 2);

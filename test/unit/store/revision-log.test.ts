@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { closeDatabase, openDatabase, type Migration, type SqliteDatabase } from "../../../server/store/database.js";
+import { closeDatabase, openDatabase, openReader, type Migration, type SqliteDatabase } from "../../../server/store/database.js";
 import { GroupCommitter } from "../../../server/store/group-commit.js";
 import {
   RevisionCompactedError,
@@ -360,5 +360,42 @@ describe("RevisionLog durability", () => {
       { revision: 7, events: [event(7, "x"), event(7, "y")] },
     ]);
     expect(await append([event(8)])).toBe(8);
+  });
+});
+
+describe("RevisionLog with a reader connection", () => {
+  /** `read`'s result on the next event-loop turn (its error rejects). */
+  function nextTurn<T>(read: () => T): Promise<T> {
+    return new Promise((resolve, reject) =>
+      setImmediate(() => {
+        try {
+          resolve(read());
+        } catch (error) {
+          reject(error instanceof Error ? error : new Error(String(error)));
+        }
+      }),
+    );
+  }
+
+  it("serves readAfter from committed data while a stepped write holds the writer's transaction open", async () => {
+    open(dbPath);
+    const reader = openReader(db)!;
+    try {
+      await appendMany(2);
+      const watched = new RevisionLog(db, "topology", codec, reader);
+      const stepped = committer.writeInSteps(function* () {
+        yield;
+        yield;
+        return watched.append([event(3)], 1000);
+      });
+      // Between the steps: the log with a reader answers; the one without refuses, as it must.
+      const between = await nextTurn(() => ({ open: db.inTransaction, read: revisions(watched.readAfter(0, 10)) }));
+      expect(between).toEqual({ open: true, read: [1, 2] });
+      await expect(nextTurn(() => log.readAfter(0, 10))).rejects.toThrow(/must not run inside a write transaction/);
+      expect(await stepped).toBe(3);
+      expect(revisions(watched.readAfter(0, 10))).toEqual([1, 2, 3]);
+    } finally {
+      reader.close();
+    }
   });
 });

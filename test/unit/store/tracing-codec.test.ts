@@ -55,10 +55,24 @@ describe("the attrs column", () => {
     expect(valueOf(bare)).toStrictEqual({ ...rich, tags: {}, logs: [] });
   });
 
-  it("decodes a stored span's tags once, on first access", () => {
+  it("decodes a stored span's tags and logs on first access, not when the row is read, and keeps them", () => {
     const stored = spanFromRow(rich.traceId, rowOf(rich, encodeAttrs(rich)));
     expect(stored.tags).toBe(stored.tags);
     expect(stored.logs).toBe(stored.logs);
+    // A field 10 whose length runs past the end: reading the row is fine, decoding is not.
+    const corrupt = spanFromRow(rich.traceId, rowOf(rich, new Uint8Array([0x52, 0x7f, 0x0a])));
+    expect(corrupt.spanId).toBe(rich.spanId);
+    expect(() => corrupt.tags).toThrow();
+  });
+
+  it("refuses to hand over stored bytes that are not tags and logs fields, naming the span", () => {
+    const message = `span ${rich.traceId}/${rich.spanId} has corrupt tags or logs in the store`;
+    const truncated = new Uint8Array([0x52, 0x7f, 0x0a]);
+    const otherField = new Uint8Array([0x0a, 0x01, 0x78]); // field 1 (span_id) would clobber the answer's
+    const halfVarint = new Uint8Array([0x52, 0x80]);
+    for (const bytes of [truncated, otherField, halfVarint]) {
+      expect(() => encodedAttrsOf(spanFromRow(rich.traceId, rowOf(rich, bytes)))).toThrow(message);
+    }
   });
 
   it("hands a stored span's bytes to responses as they are, and encodes any other span", () => {

@@ -10,7 +10,7 @@ import { migrations } from "../../../server/store/migrations.js";
 import { encodeSpan } from "../../../server/store/tracing-codec.js";
 import { tracingQueries } from "../../../server/store/tracing-queries.js";
 import type { RevisionedChange } from "../../../server/store/revision-log.js";
-import { spansPerStep, TracingStore, type TraceRecord } from "../../../server/store/tracing-store.js";
+import { rowsPerStep, TracingStore, type TraceRecord } from "../../../server/store/tracing-store.js";
 
 const ms = 1_000_000n;
 const base = 1_700_000_000_000n * ms;
@@ -365,31 +365,33 @@ describe("TracingStore on a file", () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  it("writes an ingest of more than spansPerStep spans in steps; reads between them see none of it", async () => {
+  it("writes an ingest of more than rowsPerStep spans in steps; reads between them see none of it", async () => {
     open(join(dir, "steps.sqlite"));
     try {
       await store.ingestBatch([span(1, 1)], 0);
       // 4 traces of 250 spans: 1,000 spans, at least 4 steps after planning.
-      const batch = [2, 3, 4, 5].flatMap((t) => Array.from({ length: spansPerStep }, (_, i) => span(t, i + 1)));
+      const batch = [2, 3, 4, 5].flatMap((t) => Array.from({ length: rowsPerStep }, (_, i) => span(t, i + 1)));
       let settled = false;
       const ingest = store.ingestBatch(batch, 0).finally(() => {
         settled = true;
       });
-      const seen: number[] = [];
+      // Served between steps: the committed trace, and none of the batch until it commits.
+      const seen: [committed: number, batch: number][] = [];
       await new Promise<void>((resolve) => {
         const poll = (): void => {
           if (settled) return resolve();
-          // Served between steps: committed data only, never part of the batch.
-          expect(store.traceSpans(traceId(1))).toHaveLength(1);
-          seen.push([2, 3, 4, 5].reduce((sum, t) => sum + store.traceSpans(traceId(t)).length, 0));
+          const batchSpans = [2, 3, 4, 5].reduce((sum, t) => sum + store.traceSpans(traceId(t)).length, 0);
+          seen.push([store.traceSpans(traceId(1)).length, batchSpans]);
           setImmediate(poll);
         };
         setImmediate(poll);
       });
       expect((await ingest).counts).toEqual({ ingested: 1000, dropped: 0, duplicates: 0 });
-      expect(seen.filter((count) => count !== 0 && count !== 1000)).toEqual([]);
-      expect(seen.filter((count) => count === 0).length).toBeGreaterThanOrEqual(4);
-      expect(store.traceRecord(traceId(5))).toMatchObject({ spanCount: spansPerStep });
+      expect(seen.filter(([committed]) => committed !== 1)).toEqual([]);
+      const counts = seen.map(([, count]) => count);
+      expect(counts.filter((count) => count !== 0 && count !== 1000)).toEqual([]);
+      expect(counts.filter((count) => count === 0).length).toBeGreaterThanOrEqual(4);
+      expect(store.traceRecord(traceId(5))).toMatchObject({ spanCount: rowsPerStep });
     } finally {
       close();
     }

@@ -65,6 +65,17 @@ describe("encodeGetTraceResponse", () => {
     expect(decoded).toEqual(expectedResponse(assembleTrace(spans, nowMs)));
   });
 
+  it("fails on a stored span's corrupt bytes without leaving them to the next answer", () => {
+    const corrupt = stored(spans).map((s, i) =>
+      i === 2
+        ? spanFromRow(s.traceId, [s.spanId, s.parentSpanId ?? null, s.serviceName, s.operationName, 0n, 1n, s.startTimeNs, s.endTimeNs, new Uint8Array([0x0a, 0x01, 0x78])])
+        : s,
+    );
+    expect(() => encodeGetTraceResponse(assembleTrace(corrupt, nowMs))).toThrow(/corrupt tags or logs/);
+    const next = fromBinary(GetTraceResponseSchema, encodeGetTraceResponse(assembleTrace(spans, nowMs)));
+    expect(next).toEqual(expectedResponse(assembleTrace(spans, nowMs)));
+  });
+
   it("encodes each call on its own (the shared writer keeps nothing between calls)", () => {
     const first = encodeGetTraceResponse(assembleTrace(spans, nowMs));
     const other = encodeGetTraceResponse(assembleTrace([span({ id: "x", start: 0, end: 1 })], nowMs + 1));
