@@ -42,7 +42,6 @@ export type SpanRow = readonly [
  * stored rows keep them (the GetTrace encoder checks them against the API).
  */
 export const storedSpanField = { tags: 10, logs: 11 } as const;
-const spanField = storedSpanField;
 /** Field numbers of `SpanLog` (`time`, `fields`), of a map entry and of `google.protobuf.Timestamp`. */
 const logField = { time: 1, fields: 2 } as const;
 const entryField = { key: 1, value: 2 } as const;
@@ -99,9 +98,9 @@ export function encodeAttrs(span: Pick<Span, "tags" | "logs">): Uint8Array | nul
   if (isEmpty(span.tags) && span.logs.length === 0) return null;
   const writer = attrsWriter;
   try {
-    writeStringMap(writer, spanField.tags, span.tags);
+    writeStringMap(writer, storedSpanField.tags, span.tags);
     for (const log of span.logs) {
-      writer.tag(spanField.logs, WireType.LengthDelimited).fork();
+      writer.tag(storedSpanField.logs, WireType.LengthDelimited).fork();
       writeTimestamp(writer, logField.time, log.timeNs);
       writeStringMap(writer, logField.fields, log.fields);
       writer.join();
@@ -162,8 +161,8 @@ function decodeAttrs(encoded: Uint8Array | string): { tags: Record<string, strin
   const logs: SpanLog[] = [];
   while (reader.pos < reader.len) {
     const [field, wireType] = reader.tag();
-    if (field === spanField.tags && wireType === WireType.LengthDelimited) readMapEntry(reader, tags);
-    else if (field === spanField.logs && wireType === WireType.LengthDelimited) logs.push(readLog(reader));
+    if (field === storedSpanField.tags && wireType === WireType.LengthDelimited) readMapEntry(reader, tags);
+    else if (field === storedSpanField.logs && wireType === WireType.LengthDelimited) logs.push(readLog(reader));
     else reader.skip(wireType, field);
   }
   return { tags, logs };
@@ -175,7 +174,7 @@ function isAttrsFraming(bytes: Uint8Array): boolean {
     const reader = new BinaryReader(bytes);
     while (reader.pos < reader.len) {
       const [field, wireType] = reader.tag();
-      if ((field !== spanField.tags && field !== spanField.logs) || wireType !== WireType.LengthDelimited) return false;
+      if ((field !== storedSpanField.tags && field !== storedSpanField.logs) || wireType !== WireType.LengthDelimited) return false;
       const length = reader.uint32();
       if (length > reader.len - reader.pos) return false;
       reader.pos += length;
