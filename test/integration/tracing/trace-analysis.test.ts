@@ -1,4 +1,4 @@
-import type { Client } from "@connectrpc/connect";
+import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
 import { DurationSchema } from "@bufbuild/protobuf/wkt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -151,6 +151,42 @@ describe.each(["grpc", "connect"] as const)("TraceCollectorService over %s", (tr
       { time: "2023-11-14T22:15:23.000000005Z", fields: { event: "retry", attempt: "2" } },
       { time: "2023-11-14T22:15:24Z" },
     ]);
+  });
+
+  /** Spans in GetTrace's answer for `trace`; 0 while it is unknown (NOT_FOUND). */
+  async function spansNow(trace: string): Promise<number> {
+    try {
+      return (await tracing.getTrace({ traceId: trace }, opts)).trace?.spans.length ?? -1;
+    } catch (error) {
+      if (error instanceof ConnectError && error.code === Code.NotFound) return 0;
+      throw error;
+    }
+  }
+
+  it("never shows a large IngestBatch half-written (it is written in steps), and answers other traces meanwhile", async () => {
+    /** A trace of `count` spans: a root and its children. */
+    const traceOf = (trace: string, count: number) =>
+      Array.from({ length: count }, (_, i) =>
+        spanMessage({ trace, id: `s${i}`, ...(i > 0 ? { parent: "s0" } : {}), start: i, end: count + 1, tags: { n: String(i) } }),
+      );
+    const settledTrace = newTraceId();
+    await tracing.ingestBatch({ spans: traceOf(settledTrace, 3) }, opts);
+    // 4 traces of 500 spans: 2,000 spans, 8 steps or more.
+    const batchTraces = [newTraceId(), newTraceId(), newTraceId(), newTraceId()];
+    let done = false;
+    const ingest = tracing.ingestBatch({ spans: batchTraces.flatMap((trace) => traceOf(trace, 500)) }, opts).finally(() => {
+      done = true;
+    });
+    const seen: number[] = [];
+    while (!done) {
+      const [settledSpans, ...batchSpans] = await Promise.all([spansNow(settledTrace), ...batchTraces.map(spansNow)]);
+      expect(settledSpans).toBe(3);
+      seen.push(...batchSpans);
+    }
+    expect(await ingest).toMatchObject({ ingested: 2000, dropped: 0, duplicates: 0 });
+    expect(seen.length).toBeGreaterThan(0);
+    expect(seen.filter((count) => count !== 0 && count !== 500)).toEqual([]);
+    for (const trace of batchTraces) expect(await spansNow(trace)).toBe(500);
   });
 
   it("lists orphans, picks the earliest parentless span as root and orders equal starts by span_id", async () => {
