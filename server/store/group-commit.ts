@@ -158,6 +158,10 @@ export class GroupCommitter {
   private awaitingSync: QueuedWrite[] = [];
   /** A WAL fsync is in flight. */
   private syncing = false;
+  /** The committed writes the in-flight fsync covers. */
+  private syncCovered: readonly QueuedWrite[] = [];
+  /** close() synced and answered every committed write, those of an fsync in flight included. */
+  private syncedOnClose = false;
   /** A checkpoint is running (in the checkpoint worker; writes go on). */
   private checkpointing = false;
   private batchesSinceCheckpoint = 0;
@@ -312,10 +316,13 @@ export class GroupCommitter {
     if (this.stepping !== undefined) this.step(this.stepping);
     while (!this.running && this.queue.length > 0) this.flush();
     if (this.walSync === undefined || this.running) return;
-    const waiting = this.awaitingSync.splice(0);
+    // Those of an fsync still in flight too: this sync covers them, and the
+    // late one cannot undo their answer (a settled promise stays settled).
+    const waiting = [...this.syncCovered, ...this.awaitingSync.splice(0)];
     try {
       if (waiting.length > 0) this.walSync.syncNow();
       for (const write of waiting) write.resolve(write.result);
+      this.syncedOnClose = true;
     } catch (error) {
       for (const write of waiting) write.reject(new StoreSyncFailedError(error));
     }
@@ -337,6 +344,7 @@ export class GroupCommitter {
     if (this.syncing || this.awaitingSync.length === 0) return;
     this.syncing = true;
     const covered = this.awaitingSync;
+    this.syncCovered = covered;
     this.awaitingSync = [];
     walSync.sync().then(
       () => {
@@ -344,7 +352,8 @@ export class GroupCommitter {
         this.afterSync(walSync);
       },
       (error: unknown) => {
-        this.failSync(error, covered);
+        // After close() synced and answered these writes itself, a late failure is moot.
+        if (!this.syncedOnClose) this.failSync(error, covered);
         this.afterSync(walSync);
       },
     );
@@ -353,6 +362,7 @@ export class GroupCommitter {
   /** After an fsync: checkpoint when due, then sync or commit what waited meanwhile. */
   private afterSync(walSync: CommitSync): void {
     this.syncing = false;
+    this.syncCovered = [];
     if (this.closed) return;
     const due =
       this.batchesSinceCheckpoint >= this.checkpointEveryBatches ||

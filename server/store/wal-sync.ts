@@ -57,11 +57,16 @@ export interface CommitSync {
  * 4. {@link release} puts back `synchronous = FULL` and automatic
  *    checkpoints, so the connection is safe for whatever runs after (the
  *    final TRUNCATE checkpoint on close syncs as FULL does).
+ * 5. The WAL descriptor is closed only once no fsync on it is in flight: a
+ *    descriptor closed under a pending fsync fails it (EBADF), or worse,
+ *    syncs whatever file reuses the number.
  */
 export class WalSync implements CommitSync {
   private walFd: number | undefined;
   private worker: CheckpointWorker | undefined;
   private released = false;
+  /** Fsyncs of {@link sync} not finished yet (invariant 5). */
+  private syncsInFlight = 0;
 
   private constructor(
     private readonly db: SqliteDatabase,
@@ -90,7 +95,14 @@ export class WalSync implements CommitSync {
    */
   async sync(): Promise<void> {
     const fd = this.wal();
-    if (fd !== undefined) await fsyncAsync(fd);
+    if (fd === undefined) return;
+    this.syncsInFlight++;
+    try {
+      await fsyncAsync(fd);
+    } finally {
+      this.syncsInFlight--;
+      if (this.released && this.syncsInFlight === 0) this.closeWal();
+    }
   }
 
   /** {@link sync}, blocking: for shutdown, when nothing else needs the loop. */
@@ -111,7 +123,10 @@ export class WalSync implements CommitSync {
     return this.worker.checkpoint();
   }
 
-  /** Restores FULL syncing and automatic checkpoints, and closes the WAL descriptor. Idempotent. */
+  /**
+   * Restores FULL syncing and automatic checkpoints, and closes the WAL
+   * descriptor, at once or, when an fsync is in flight, as it ends. Idempotent.
+   */
   release(): void {
     if (this.released) return;
     this.released = true;
@@ -119,10 +134,14 @@ export class WalSync implements CommitSync {
       this.db.pragma("synchronous = FULL");
       this.db.pragma(`wal_autocheckpoint = ${defaultAutoCheckpointPages}`);
     }
-    if (this.walFd !== undefined) closeSync(this.walFd);
-    this.walFd = undefined;
+    if (this.syncsInFlight === 0) this.closeWal();
     this.worker?.close();
     this.worker = undefined;
+  }
+
+  private closeWal(): void {
+    if (this.walFd !== undefined) closeSync(this.walFd);
+    this.walFd = undefined;
   }
 
   /**

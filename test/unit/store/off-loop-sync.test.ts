@@ -210,6 +210,35 @@ describe("GroupCommitter with off-loop durability", () => {
 });
 
 describe("WalSync on a real file", () => {
+  it("on close, answers the writes of an fsync still in flight (its own sync covers them); that fsync ending late changes nothing", async () => {
+    const sync = new ManualSync();
+    const gc = committer(sync);
+    const inFlight = gc.write(insert("a"));
+    await turn(); // committed; its fsync is in flight
+    gc.close();
+    expect(sync.calls).toEqual(["sync", "syncNow"]);
+    await expect(within(inFlight, 1000)).resolves.toBe(1);
+    await sync.finish(new Error("EBADF: bad file descriptor, fsync"));
+    expect(gc.failure).toBeUndefined();
+  });
+
+  it("keeps the WAL descriptor open until an fsync in flight when released has ended", async () => {
+    for (let round = 0; round < 20; round++) {
+      const gc = new GroupCommitter(db);
+      const written = gc.write(insert(`r${round}`));
+      // The fsync starts on the libuv pool right after COMMIT; close releases at once.
+      await turn();
+      gc.close();
+      await expect(written).resolves.toBeGreaterThan(0);
+      expect(gc.failure).toBeUndefined();
+    }
+    const sync = WalSync.attach(db)!;
+    db.prepare("INSERT INTO items (name) VALUES ('direct')").run();
+    const pending = Array.from({ length: 5 }, () => sync.sync());
+    sync.release();
+    await expect(Promise.all(pending)).resolves.toHaveLength(5);
+  });
+
   it("takes over syncing from SQLite (synchronous OFF, no automatic checkpoints) and gives it back on close", () => {
     const gc = new GroupCommitter(db);
     expect(db.pragma("synchronous", { simple: true })).toBe(0);
