@@ -3,7 +3,7 @@ import { buildMirrorResult } from "../core/mirror/outcome.js";
 import { replayOffsets } from "../core/mirror/replay.js";
 import { buildShadowRequest } from "../core/mirror/shadow-request.js";
 import type { BufferedRequest, MirrorStore } from "../store/mirror-store.js";
-import type { ShadowClient } from "./http-shadow-client.js";
+import { ShadowClientClosedError, type ShadowClient } from "./http-shadow-client.js";
 
 /** Options for {@link Dispatcher}. */
 export interface DispatcherOptions {
@@ -29,6 +29,11 @@ export interface DispatcherOptions {
  *    response, noise against the secondary's), then remove the sent requests
  *    and record the results in one transaction.
  *
+ * When the shadow client closes mid-dispatch (the server is shutting down),
+ * the requests answered so far are recorded, the others stay buffered for
+ * the next dispatch, and the call fails with UNAVAILABLE: a shutdown is not
+ * a shadow failure.
+ *
  * Dispatches of one mirror run one after another (a second call waits), so
  * no request is sent twice by overlapping calls.
  */
@@ -53,7 +58,8 @@ export class Dispatcher {
    *
    * @param rateMultiplier REPLAY pacing; `Infinity` sends as fast as possible
    * @returns the results in buffer order
-   * @throws NotFoundError when the mirror is unknown
+   * @throws NotFoundError when the mirror is unknown; ShadowClientClosedError
+   *   (after recording what was answered) when the client closed mid-dispatch
    */
   dispatch(mirrorId: string, batchSize: number, rateMultiplier: number): Promise<MirrorResult[]> {
     this.store.mirror(mirrorId);
@@ -75,22 +81,39 @@ export class Dispatcher {
         ? replayOffsets(batch.map((b) => b.request.mirroredAtMs), rateMultiplier, { maxWaitMs: this.maxReplayWaitMs })
         : undefined;
     const started = performance.now();
-    const results = new Array<MirrorResult>(batch.length);
+    const results = new Array<MirrorResult | undefined>(batch.length);
+    let closed: ShadowClientClosedError | undefined;
     let next = 0;
     const worker = async (): Promise<void> => {
-      while (next < batch.length) {
+      while (next < batch.length && closed === undefined) {
         const index = next++;
         const offset = offsets?.[index];
         if (offset !== undefined) {
           const wait = offset - (performance.now() - started);
           if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
         }
-        results[index] = await this.sendOne(config, batch[index]!);
+        try {
+          results[index] = await this.sendOne(config, batch[index]!);
+        } catch (error) {
+          if (!(error instanceof ShadowClientClosedError)) throw error;
+          closed = error;
+        }
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.concurrency, batch.length) }, worker));
-    await this.store.recordResults(config, batch, results);
-    return results;
+    if (closed === undefined) {
+      await this.store.recordResults(config, batch, results as MirrorResult[]);
+      return results as MirrorResult[];
+    }
+    const answered = batch.flatMap((buffered, i) => (results[i] === undefined ? [] : [{ buffered, result: results[i] }]));
+    if (answered.length > 0) {
+      await this.store.recordResults(
+        config,
+        answered.map((entry) => entry.buffered),
+        answered.map((entry) => entry.result),
+      );
+    }
+    throw closed;
   }
 
   private async sendOne(config: MirrorConfig, { request }: BufferedRequest): Promise<MirrorResult> {

@@ -1,18 +1,31 @@
 import { isIP } from "node:net";
+import { UnavailableError } from "../core/errors.js";
 import { Pool } from "undici";
 import type { JsonValue } from "../core/mirror/model.js";
 import { mirrorInputLimits } from "../core/mirror/validation.js";
 import type { ShadowOutcome } from "../core/mirror/outcome.js";
 import type { ShadowRequest } from "../core/mirror/shadow-request.js";
 
-/** Sends shadow requests; every failure is an outcome, never an exception. */
+/**
+ * Sends shadow requests; every failure of a shadow is an outcome, never an
+ * exception. Only closing the client (the server shutting down) is one: a
+ * request cut short by it says nothing about the shadow.
+ */
 export interface ShadowClient {
+  /** @throws ShadowClientClosedError when the client closed before the answer was complete */
   send(request: ShadowRequest): Promise<ShadowOutcome>;
-  /**
-   * Closes the connections; requests still in flight end as `connection`
-   * outcomes, and later ones too (`ERR_CLIENT_CLOSED`), without a socket.
-   */
+  /** Closes the connections; sends in flight and later ones reject with {@link ShadowClientClosedError}. */
   close(): void;
+}
+
+/**
+ * The shadow client was closed, before or while the request was sent: the
+ * server is shutting down. Maps to UNAVAILABLE; the request stays buffered.
+ */
+export class ShadowClientClosedError extends UnavailableError {
+  constructor() {
+    super("the shadow client is closed: the server is shutting down");
+  }
 }
 
 /** Options for {@link createHttpShadowClient}. */
@@ -70,7 +83,7 @@ export function createHttpShadowClient(options: HttpShadowClientOptions = {}): S
     async send(request) {
       const started = performance.now();
       const elapsed = (): number => performance.now() - started;
-      if (closed) return { kind: "connection", latencyMs: elapsed(), error: "ERR_CLIENT_CLOSED" };
+      if (closed) throw new ShadowClientClosedError();
       if (!validHeaderValues(request.headers)) return { kind: "connection", latencyMs: elapsed(), error: "ERR_INVALID_CHAR" };
       const url = new URL(request.url);
       const abort = new AbortController();
@@ -87,6 +100,7 @@ export function createHttpShadowClient(options: HttpShadowClientOptions = {}): S
         const text = await readText(response.body, maxResponseBytes);
         return { kind: "response", status: response.statusCode, latencyMs: elapsed(), ...(text === "" ? {} : { body: parseBody(text) }) };
       } catch (error) {
+        if (closed) throw new ShadowClientClosedError();
         if (abort.signal.aborted) return { kind: "timeout", latencyMs: elapsed() };
         const code = (error as NodeJS.ErrnoException).code;
         return { kind: "connection", latencyMs: elapsed(), error: code ?? (error as Error).message };

@@ -5,7 +5,7 @@ import type { ShadowOutcome } from "../../../server/core/mirror/outcome.js";
 import { redactedValue } from "../../../server/core/mirror/redaction.js";
 import type { ShadowRequest } from "../../../server/core/mirror/shadow-request.js";
 import { Dispatcher, type DispatcherOptions } from "../../../server/shadow/dispatcher.js";
-import type { ShadowClient } from "../../../server/shadow/http-shadow-client.js";
+import { ShadowClientClosedError, type ShadowClient } from "../../../server/shadow/http-shadow-client.js";
 import { closeDatabase, openDatabase, type SqliteDatabase } from "../../../server/store/database.js";
 import { GroupCommitter } from "../../../server/store/group-commit.js";
 import { migrations } from "../../../server/store/migrations.js";
@@ -26,6 +26,7 @@ interface Sent {
 interface Pending {
   readonly sent: Sent;
   resolve(outcome: ShadowOutcome): void;
+  reject(error: Error): void;
 }
 
 /**
@@ -51,11 +52,27 @@ class FakeShadowClient implements ShadowClient {
       this.inFlight--;
       return outcome;
     };
+    if (this.closed) return Promise.reject(new ShadowClientClosedError());
     if (!this.hold) return Promise.resolve().then(() => done(this.answer(sent)));
-    return new Promise((resolve) => this.pending.push({ sent, resolve: (outcome) => resolve(done(outcome)) }));
+    return new Promise((resolve, reject) =>
+      this.pending.push({
+        sent,
+        resolve: (outcome) => resolve(done(outcome)),
+        reject: (error) => {
+          done({ kind: "timeout", latencyMs: 0 });
+          reject(error);
+        },
+      }),
+    );
   }
 
-  close(): void {}
+  /** Closes like the real client: held sends and later ones reject with ShadowClientClosedError. */
+  close(): void {
+    this.closed = true;
+    for (const pending of this.pending.splice(0)) pending.reject(new ShadowClientClosedError());
+  }
+
+  private closed = false;
 
   /** Resolves once `count` sends happened. */
   async waitForSends(count: number): Promise<void> {
@@ -302,6 +319,26 @@ describe("Dispatcher", () => {
     expect(store.pendingCount("a")).toBe(2);
     client.answer = () => ({ kind: "response", status: 200, latencyMs: 1 });
     expect((await d.dispatch("a", 10, Infinity)).map((r) => r.requestId)).toEqual(["r1", "r2"]);
+    expect(store.pendingCount("a")).toBe(0);
+  });
+
+  it("records what was answered when the client closes mid-dispatch, keeps the rest buffered, and fails with UNAVAILABLE", async () => {
+    await store.add(mirrorConfig({ mirrorId: "a" }));
+    await captureAll(ids(10));
+    client.hold = true;
+    const dispatching = dispatcher({ concurrency: 4 }).dispatch("a", 10, Infinity);
+    await client.waitForSends(4);
+    // Two answers arrive, then the server shuts down with the others in flight.
+    for (const pending of client.pending.splice(0, 2)) pending.resolve({ kind: "response", status: 200, latencyMs: 1, body: { ok: true } });
+    await client.waitForSends(6);
+    client.close();
+    await expect(dispatching).rejects.toBeInstanceOf(ShadowClientClosedError);
+    expect(store.mirrorStats("a")).toMatchObject({ dispatched: 2, failed: 0 });
+    expect(store.pendingCount("a")).toBe(8);
+    // A shutdown is not a shadow failure: nothing was recorded as one, and the rest goes out next time.
+    client = new FakeShadowClient();
+    const rest = await dispatcher().dispatch("a", 10, Infinity);
+    expect(rest).toHaveLength(8);
     expect(store.pendingCount("a")).toBe(0);
   });
 

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import type { TLSSocket } from "node:tls";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { buildShadowRequest, type ShadowRequest } from "../../../server/core/mirror/shadow-request.js";
-import { createHttpShadowClient, type ShadowClient } from "../../../server/shadow/http-shadow-client.js";
+import { createHttpShadowClient, ShadowClientClosedError, type ShadowClient } from "../../../server/shadow/http-shadow-client.js";
 import { createTestCertificates } from "../../fixtures/certificates.js";
 import { closedPort, startShadow, type TestShadow } from "../../fixtures/mirror.js";
 import { within } from "../../fixtures/streams.js";
@@ -241,15 +241,30 @@ describe("createHttpShadowClient, beyond a plain answer", () => {
     }
   });
 
-  it("answers every request after close as a connection outcome, without a socket", async () => {
+  it("refuses every request after close with ShadowClientClosedError, without a socket", async () => {
     let connections = 0;
     const server = http.createServer((_req, res) => res.end("{}"));
     server.on("connection", () => connections++);
     const port = await listen(server);
     const client = createHttpShadowClient();
     client.close();
-    const outcome = await client.send({ url: `http://127.0.0.1:${port}/`, method: "GET", headers: {}, timeoutMs: 1000 });
-    expect(outcome).toEqual({ kind: "connection", latencyMs: expect.any(Number), error: "ERR_CLIENT_CLOSED" });
+    const sent = client.send({ url: `http://127.0.0.1:${port}/`, method: "GET", headers: {}, timeoutMs: 1000 });
+    await expect(sent).rejects.toBeInstanceOf(ShadowClientClosedError);
     expect(connections).toBe(0);
+  });
+
+  it("rejects a request in flight when the client closes, rather than reporting a shadow failure", async () => {
+    let arrived: (() => void) | undefined;
+    const port = await listen(
+      http.createServer(() => {
+        arrived?.(); // never answers
+      }),
+    );
+    const client = createHttpShadowClient();
+    const reached = new Promise<void>((resolve) => (arrived = resolve));
+    const sent = client.send({ url: `http://127.0.0.1:${port}/hang`, method: "GET", headers: {}, timeoutMs: 5000 });
+    await within(reached, 3000, "the request to reach the shadow");
+    client.close();
+    await expect(within(sent, 3000, "the send to end")).rejects.toBeInstanceOf(ShadowClientClosedError);
   });
 });
