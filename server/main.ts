@@ -4,6 +4,9 @@ import { StartupError, startControlPlane } from "./app.js";
 import { ConfigError, configOptions, resolveConfig, serveHelp } from "./config.js";
 import { createLogger } from "./observability/logger.js";
 
+/** How long after the shutdown a connection may still keep the process alive. */
+const exitGraceMs = 1000;
+
 /**
  * `latticeforge serve`: reads flags and `LATTICEFORGE_*` variables, starts
  * the control plane, and shuts it down gracefully on SIGTERM or SIGINT (a
@@ -66,16 +69,26 @@ export async function runServe(args: readonly string[]): Promise<number> {
       }
       signalled = true;
       logger.info({ signal, timeoutSeconds: config.shutdownTimeoutSeconds }, "shutdown: signal received");
+      const exit = (code: number): void => {
+        logger.flush();
+        resolve(code);
+        // Everything is closed; only a connection whose peer stopped reading
+        // can still hold the process (Node ends such a socket only once its
+        // queued data is written). It must not keep the process alive.
+        setTimeout(() => {
+          logger.warn("shutdown: exiting with a connection still open (its peer stopped reading)");
+          logger.flush();
+          process.exit(code);
+        }, exitGraceMs).unref();
+      };
       running.shutdown().then(
         () => {
           logger.info("shutdown: complete");
-          logger.flush();
-          resolve(0);
+          exit(0);
         },
         (error: unknown) => {
           logger.error({ err: error }, "shutdown failed");
-          logger.flush();
-          resolve(1);
+          exit(1);
         },
       );
     };

@@ -11,8 +11,25 @@ import { MirrorService } from "../../../gen/latticeforge/mirror/v1/mirror_pb.js"
 import { openDatabase, closeDatabase } from "../../../server/store/database.js";
 import { migrations } from "../../../server/store/migrations.js";
 import { openIdleStreams, type IdleStreams } from "../../fixtures/idle-streams.js";
+import { create } from "@bufbuild/protobuf";
+import { Client, credentials } from "@grpc/grpc-js";
+import { grpcServiceDefinition } from "../../../client/grpc-definition.js";
+import { RegistryService, ServiceInstanceSchema, WatchTopologyRequestSchema } from "../../../gen/latticeforge/registry/v1/registry_pb.js";
 import { spawnCli, startServerProcess } from "../../fixtures/server-process.js";
 import { nextWithin, within } from "../../fixtures/streams.js";
+
+/** Instance `n` of one service, with enough metadata to make changes big. */
+function bulkInstance(n: number) {
+  return create(ServiceInstanceSchema, {
+    instanceId: `bulk-${n}`,
+    serviceName: "bulk",
+    endpoint: `10.0.${(n >> 8) & 255}.${n & 255}:${1000 + (n % 60000)}`,
+    region: "us-east-1",
+    zone: "us-east-1a",
+    weight: 10,
+    metadata: { pod: `bulk-7d9f8b6c5-${n}`, node: `ip-10-0-${n}.ec2.internal`, version: "2.14.3", commit: "3f9a2c1e7b" },
+  });
+}
 
 describe("latticeforge serve as a process", () => {
   const dirs: string[] = [];
@@ -72,6 +89,33 @@ describe("latticeforge serve as a process", () => {
       expect(server.logs.map((l) => l.msg)).toContain("shutdown: complete");
     } finally {
       streams?.release();
+      conn.close();
+    }
+  });
+
+  it("exits after the shutdown timeout even while a client that stopped reading holds a stream full of data", async () => {
+    const server = await startServerProcess(["--db", join(tempDir(), "cp.db"), "--shutdown-timeout", "1", "--max-instances-per-service", "100000"]);
+    const conn = new GrpcConnection({ address: server.grpc });
+    const registry = conn.client(RegistryService);
+    const stuck = new Client(server.grpc, credentials.createInsecure());
+    try {
+      const method = grpcServiceDefinition(RegistryService).watchTopology!;
+      const watch = stuck.makeServerStreamRequest(method.path, method.requestSerialize, method.responseDeserialize, create(WatchTopologyRequestSchema, {}));
+      watch.on("error", () => undefined);
+      await within(new Promise((resolve) => watch.once("data", resolve)), 5000, "the snapshot");
+      watch.pause(); // reads nothing more: flow control fills up on the server side
+      // ~10 MB of changes (thousand-instance bulk registrations), far past the HTTP/2 windows.
+      for (let round = 0; round < 20; round++) {
+        const instances = Array.from({ length: 1000 }, (_, i) => bulkInstance(round * 1000 + i));
+        expect((await registry.bulkRegister({ instances }, { timeoutMs: 10_000 })).results.every((r) => r.registered)).toBe(true);
+      }
+      const signalledAt = Date.now();
+      server.child.kill("SIGTERM");
+      expect(await within(server.exited, 10_000, "exit after SIGTERM")).toBe(0);
+      expect(Date.now() - signalledAt).toBeLessThan(8000);
+      expect(server.logs.map((l) => l.msg)).toContain("shutdown: timeout reached; cancelling remaining gRPC calls");
+    } finally {
+      stuck.close();
       conn.close();
     }
   });
