@@ -3,7 +3,8 @@ import type { MethodDefinition, ServiceDefinition } from "@grpc/grpc-js";
 
 /**
  * Encoded bytes of messages that are sent many times: a watch event
- * broadcast to thousands of watchers, or a cached unary answer. Encoded once,
+ * broadcast to thousands of watchers, or a cached unary answer (or set in
+ * advance by {@link presetEncoding}). Encoded once,
  * on first send, and reused while the message object is alive. `null` marks
  * a unary response that opted in (see {@link shareEncoding}) but was not
  * encoded yet.
@@ -17,6 +18,16 @@ const encodedOnce = new WeakMap<object, Buffer | null>();
  */
 export function shareEncoding<T extends object>(message: T): T {
   if (!encodedOnce.has(message)) encodedOnce.set(message, null);
+  return message;
+}
+
+/**
+ * Gives `message` its encoding ahead of time: the gRPC port sends `bytes`
+ * instead of encoding the object (a server's hand-written answer). The
+ * message must not be mutated afterwards.
+ */
+export function presetEncoding<T extends object>(message: T, bytes: Uint8Array): T {
+  encodedOnce.set(message, asBuffer(bytes));
   return message;
 }
 

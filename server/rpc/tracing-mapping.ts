@@ -29,7 +29,7 @@ import type { AnomalyEvent, AnomalyReason as Reason } from "../core/tracing/anom
 import type { CriticalPathSpan } from "../core/tracing/critical-path.js";
 import type { FlamegraphNode } from "../core/tracing/flamegraph.js";
 import type { IngestRejection } from "../core/tracing/ingest-rules.js";
-import { durationMs, timestampParts, type Span, type SpanKind as Kind, type SpanStatus as Status } from "../core/tracing/model.js";
+import { durationMs, nsPerSecond, timestampParts, type Span, type SpanKind as Kind, type SpanStatus as Status } from "../core/tracing/model.js";
 import { validateSpanInput, type SpanInput } from "../core/tracing/validation.js";
 import type { TraceRecord } from "../store/tracing-store.js";
 
@@ -78,7 +78,6 @@ export const dropReasonEnum: Record<IngestRejection, DropReason> = {
   trace_expired: DropReason.TRACE_EXPIRED,
 };
 
-const nsPerSecond = 1_000_000_000n;
 
 /**
  * Nanoseconds since the epoch of a Timestamp; undefined when unset.

@@ -239,12 +239,7 @@ export class GroupCommitter {
    * @param weight the write's share of `maxBatchWeight`, e.g. its row count; default 1
    */
   write<T>(op: (db: SqliteDatabase) => T, onCommitted?: (result: T) => void, weight = 1): Promise<T> {
-    if (this.closed) return Promise.reject(new StoreClosedError());
-    if (this.syncFailure !== undefined) return Promise.reject(this.syncFailure);
-    return new Promise<T>((resolve, reject) => {
-      this.queue.push({ op, stepped: false, onCommitted, resolve, reject, result: undefined, weight, failed: false });
-      this.schedule();
-    });
+    return this.enqueue(op, false, onCommitted, weight);
   }
 
   /**
@@ -262,10 +257,15 @@ export class GroupCommitter {
    * last step, which COMMIT follows in the same turn.
    */
   writeInSteps<T>(op: (db: SqliteDatabase) => Iterator<unknown, T, undefined>, onCommitted?: (result: T) => void): Promise<T> {
+    return this.enqueue(op, true, onCommitted, 1);
+  }
+
+  /** Queues a write of either kind, unless the committer is closed or failed. */
+  private enqueue<T>(op: (db: SqliteDatabase) => unknown, stepped: boolean, onCommitted: ((result: T) => void) | undefined, weight: number): Promise<T> {
     if (this.closed) return Promise.reject(new StoreClosedError());
     if (this.syncFailure !== undefined) return Promise.reject(this.syncFailure);
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ op, stepped: true, onCommitted, resolve, reject, result: undefined, weight: 1, failed: false });
+      this.queue.push({ op, stepped, onCommitted, resolve, reject, result: undefined, weight, failed: false });
       this.schedule();
     });
   }

@@ -16,7 +16,7 @@
 import { BinaryReader, BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import type { AnomalyEvent } from "../core/tracing/anomalies.js";
 import type { RevisionLogCodec } from "./revision-log.js";
-import { spanKinds, spanStatuses, timestampParts, type Span, type SpanKind, type SpanLog, type SpanStatus } from "../core/tracing/model.js";
+import { spanKinds, spanStatuses, nsPerSecond, timestampParts, type Span, type SpanKind, type SpanLog, type SpanStatus } from "../core/tracing/model.js";
 
 /**
  * A `spans` row as read raw (an array, in the order of the queries' span
@@ -46,7 +46,6 @@ export const storedSpanField = { tags: 10, logs: 11 } as const;
 const logField = { time: 1, fields: 2 } as const;
 const entryField = { key: 1, value: 2 } as const;
 const timestampField = { seconds: 1, nanos: 2 } as const;
-const nsPerSecond = 1_000_000_000n;
 
 /** Code of a kind: its index in {@link spanKinds}. */
 export function kindCode(kind: SpanKind): number {

@@ -13,7 +13,6 @@ import {
 } from "@grpc/grpc-js";
 import { grpcServiceDefinition } from "../../client/grpc-definition.js";
 import { EncodedRequest, type RequestDecoder } from "../rpc/offloaded-decoding.js";
-import { precodedBytesOf } from "../rpc/precoded-response.js";
 import type { ServiceRegistration } from "../rpc/service-registration.js";
 import type { Readable } from "node:stream";
 import { toConnectError } from "./error-mapping.js";
@@ -69,8 +68,7 @@ export function createGrpcServer(registrations: readonly ServiceRegistration[], 
       const handler = source[method.localName];
       if (handler !== undefined) handlers[method.localName] = adapt(method, handler.bind(impl), options.shutdownSignal);
     }
-    const definition = withPrecodedResponses(grpcServiceDefinition(service));
-    server.addService(withEncodedRequests(definition, registration, options.decoder), handlers);
+    server.addService(withEncodedRequests(grpcServiceDefinition(service), registration, options.decoder), handlers);
   }
   return server;
 }
@@ -83,24 +81,6 @@ function withEncodedRequests(definition: ServiceDefinition, registration: Servic
     const method = adjusted[localName];
     if (method === undefined) continue;
     adjusted[localName] = { ...method, requestDeserialize: (bytes: Buffer) => new EncodedRequest(spec.path, bytes, decoder) };
-  }
-  return adjusted;
-}
-
-/** The definition with unary answers made by `precodedResponse` sent as the bytes they carry. */
-function withPrecodedResponses(definition: ServiceDefinition): ServiceDefinition {
-  const adjusted: Record<string, MethodDefinition<unknown, unknown>> = {};
-  for (const [localName, method] of Object.entries(definition) as [string, MethodDefinition<unknown, unknown>][]) {
-    const serialize = method.responseSerialize;
-    adjusted[localName] = method.responseStream
-      ? method
-      : {
-          ...method,
-          responseSerialize: (response: unknown) => {
-            const bytes = precodedBytesOf(response);
-            return bytes === undefined ? serialize(response) : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-          },
-        };
   }
   return adjusted;
 }

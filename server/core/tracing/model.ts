@@ -75,7 +75,8 @@ export function timestampParts(ns: bigint): { seconds: bigint; nanos: number } {
   return { seconds, nanos: Number(ns - seconds * nsPerSecond) };
 }
 
-const nsPerSecond = 1_000_000_000n;
+/** Nanoseconds in a second. */
+export const nsPerSecond = 1_000_000_000n;
 
 /**
  * Integer milliseconds of a non-negative nanosecond quantity, rounded down.
