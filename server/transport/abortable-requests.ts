@@ -1,4 +1,7 @@
+import type { DescMessage } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { UndecodableRequestError } from "../rpc/offloaded-decoding.js";
+import { requestReadFailure } from "./undecodable-requests.js";
 
 /**
  * A call's request stream that stops waiting when the call ends: a read
@@ -9,9 +12,14 @@ import { Code, ConnectError } from "@connectrpc/connect";
  * CaptureStream, a reflection stream) thus ends at once instead of holding
  * a shutdown until `--shutdown-timeout` forces it. Reads that data answers
  * first are unaffected, and no promise is raced per message.
+ *
+ * A message whose bytes are not an `input` (either port's placeholder or
+ * parse error, see `undecodable-requests.ts`) fails its read with
+ * `UndecodableRequestError`.
  */
 export function abortableRequests<T>(
   source: AsyncIterable<T>,
+  input: DescMessage,
   callSignal: AbortSignal,
   shutdownSignal: AbortSignal,
   shutdownMessage: string,
@@ -49,13 +57,18 @@ export function abortableRequests<T>(
             inner.next().then(
               (result) => {
                 if (waiting === read) waiting = undefined;
+                if (result.done !== true && result.value instanceof UndecodableRequestError) {
+                  release();
+                  reject(result.value);
+                  return;
+                }
                 if (result.done === true) release();
                 resolve(result);
               },
               (error: unknown) => {
                 if (waiting === read) waiting = undefined;
                 release();
-                reject(error);
+                reject(requestReadFailure(error, input));
               },
             );
           });

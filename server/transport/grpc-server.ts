@@ -1,4 +1,4 @@
-import { create, isMessage, type DescMessage, type DescMethod, type MessageInitShape } from "@bufbuild/protobuf";
+import { create, isMessage, type DescMessage, type DescMethod, type DescService, type MessageInitShape } from "@bufbuild/protobuf";
 import type { HandlerContext } from "@connectrpc/connect";
 import {
   Server,
@@ -17,6 +17,7 @@ import type { ServiceRegistration } from "../rpc/service-registration.js";
 import type { Readable } from "node:stream";
 import { toConnectError } from "./error-mapping.js";
 import { GrpcHandlerContext, type GrpcCall } from "./grpc-context.js";
+import { tolerantDeserializer } from "./undecodable-requests.js";
 
 /** TLS material for the gRPC port, already read from disk. */
 export interface TlsMaterial {
@@ -35,10 +36,10 @@ export interface GrpcServerOptions {
   /**
    * Decodes the requests of offloadable methods (see
    * `ServiceRegistration.offloaded`): their handlers get an
-   * `EncodedRequest` instead of a message, so that bytes that are not the
-   * request message answer INVALID_ARGUMENT (grpc-js's own decoding would
-   * answer INTERNAL). The decode pool, or the inline decoder without one.
-   * Without a decoder, grpc-js decodes every request.
+   * `EncodedRequest` instead of a message. The decode pool, or the inline
+   * decoder without one. Without a decoder, every request is decoded as it
+   * is read. Either way, bytes that are not the request message answer
+   * INVALID_ARGUMENT (grpc-js alone would answer INTERNAL).
    */
   readonly decoder?: RequestDecoder;
 }
@@ -68,21 +69,29 @@ export function createGrpcServer(registrations: readonly ServiceRegistration[], 
       const handler = source[method.localName];
       if (handler !== undefined) handlers[method.localName] = adapt(method, handler.bind(impl), options.shutdownSignal);
     }
-    server.addService(withEncodedRequests(grpcServiceDefinition(service), registration, options.decoder), handlers);
+    server.addService(serverDefinition(service, registration, options.decoder), handlers);
   }
   return server;
 }
 
-/** The definition with the offloadable methods' requests left as bytes for `decoder`. */
-function withEncodedRequests(definition: ServiceDefinition, registration: ServiceRegistration, decoder: RequestDecoder | undefined): ServiceDefinition {
-  if (decoder === undefined || registration.offloaded === undefined) return definition;
-  const adjusted: Record<string, MethodDefinition<unknown, unknown>> = { ...definition };
-  for (const [localName, spec] of registration.offloaded) {
-    const method = adjusted[localName];
-    if (method === undefined) continue;
-    adjusted[localName] = { ...method, requestDeserialize: (bytes: Buffer) => new EncodedRequest(spec.path, bytes, decoder) };
+/**
+ * The service's definition as the server reads requests: the offloadable
+ * methods' requests left as bytes for `decoder`, every other request decoded
+ * without throwing (see `tolerantDeserializer`).
+ */
+function serverDefinition(service: DescService, registration: ServiceRegistration, decoder: RequestDecoder | undefined): ServiceDefinition {
+  const definition: Record<string, MethodDefinition<unknown, unknown>> = { ...grpcServiceDefinition(service) };
+  for (const method of service.methods) {
+    const spec = registration.offloaded?.get(method.localName);
+    definition[method.localName] = {
+      ...definition[method.localName]!,
+      requestDeserialize:
+        decoder !== undefined && spec !== undefined
+          ? (bytes: Buffer) => new EncodedRequest(spec.path, bytes, decoder)
+          : tolerantDeserializer(method.input),
+    };
   }
-  return adjusted;
+  return definition;
 }
 
 /** Credentials for the gRPC port: h2c without TLS material, TLS or mTLS with it. */

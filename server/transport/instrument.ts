@@ -7,6 +7,7 @@ import { extractTraceContext } from "../../client/trace-context.js";
 import { abortableRequests } from "./abortable-requests.js";
 import { peerKey } from "./call-context.js";
 import { toConnectError } from "./error-mapping.js";
+import { decodedRequest } from "./undecodable-requests.js";
 
 /** What {@link instrumentService} needs from the server. */
 export interface InstrumentOptions {
@@ -38,9 +39,10 @@ const grpcTypeByKind: Record<DescMethod["methodKind"], GrpcType> = {
  * Wraps every handler of a service with the edge's cross-cutting concerns,
  * once for both transports: metrics, one log line per RPC (debug) and per
  * failure (warn; error with stack for handler bugs), mapping of thrown domain
- * errors to gRPC statuses, UNAVAILABLE for streams ended by shutdown, and
- * request streams that stop waiting when the call ends (see
- * `abortableRequests`).
+ * errors to gRPC statuses, UNAVAILABLE for streams ended by shutdown,
+ * INVALID_ARGUMENT for request bytes that did not decode (see
+ * `undecodable-requests.ts`), and request streams that stop waiting when the
+ * call ends (see `abortableRequests`).
  *
  * Statistics objects are bound when the service is wrapped, so a call costs
  * a few plain increments and one clock read at each end.
@@ -56,8 +58,11 @@ export function instrumentService(registration: ServiceRegistration, options: In
     const bound: AnyFn =
       method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming"
         ? (input, ctx) =>
-            called(abortableRequests(input as AsyncIterable<unknown>, ctx.signal, options.shutdownSignal, shuttingDownMessage), ctx)
-        : called;
+            called(
+              abortableRequests(input as AsyncIterable<unknown>, method.input, ctx.signal, options.shutdownSignal, shuttingDownMessage),
+              ctx,
+            )
+        : (input, ctx) => called(decodedRequest(input), ctx);
     impl[method.localName] =
       method.methodKind === "unary" || method.methodKind === "client_streaming"
         ? wrapSingleResponse(method, bound, options)
