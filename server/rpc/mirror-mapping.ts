@@ -25,14 +25,16 @@ import {
 import { InvalidFieldError } from "../core/errors.js";
 import type { DiffAnalysis } from "../core/mirror/analysis.js";
 import type { DiffKind as Kind, FieldDiff } from "../core/mirror/diff.js";
-import type {
-  JsonValue,
-  MirrorConfig,
-  MirroredRequest,
-  MirrorErrorKind,
-  MirrorLimits,
-  MirrorMode as Mode,
-  MirrorResult,
+import {
+  encodeCapturePayload,
+  type EncodedCapture,
+  type JsonValue,
+  type MirrorConfig,
+  type MirroredRequest,
+  type MirrorErrorKind,
+  type MirrorLimits,
+  type MirrorMode as Mode,
+  type MirrorResult,
 } from "../core/mirror/model.js";
 import type { FieldVerdict as Verdict } from "../core/mirror/noise.js";
 import { quote } from "../core/mirror/quote.js";
@@ -277,12 +279,13 @@ export interface CaptureContext {
 /**
  * CaptureStream message `index` checked and converted: its capture, which
  * is required, as `validateCapture` gives it, with fields named
- * `capture[index].…`.
+ * `capture[index].…`, and its payload encoded (the decode workers run this,
+ * so the event loop only stores the payload's JSON).
  *
  * @throws InvalidFieldError naming the field
  */
-export function captureStreamMessage(message: CaptureStreamRequest, index: number, { nowMs, limits }: CaptureContext): MirroredRequest {
+export function captureStreamMessage(message: CaptureStreamRequest, index: number, { nowMs, limits }: CaptureContext): EncodedCapture {
   const field = `capture[${index}]`;
   if (message.capture === undefined) throw new InvalidFieldError(field, "is required");
-  return validateCapture(message.capture, nowMs, limits, field);
+  return encodeCapturePayload(validateCapture(message.capture, nowMs, limits, field));
 }

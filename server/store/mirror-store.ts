@@ -9,7 +9,7 @@ import {
 } from "../core/mirror/buffer-rules.js";
 import { selectMirrors } from "../core/mirror/decision.js";
 import { checkAddMirror, requireMirror, withEnabled } from "../core/mirror/lifecycle.js";
-import type { MirrorConfig, MirroredRequest, MirrorLimits, MirrorResult } from "../core/mirror/model.js";
+import type { EncodedCapture, MirrorConfig, MirroredRequest, MirrorLimits, MirrorResult } from "../core/mirror/model.js";
 import { redactRequest } from "../core/mirror/redaction.js";
 import type { SqliteDatabase } from "./database.js";
 import { CoalescedWrites } from "./coalesced-writes.js";
@@ -175,7 +175,7 @@ export class MirrorStore {
    */
   private lastSeq = 0;
   /** Captures share committer writes (see {@link capture}). */
-  private readonly captures: CoalescedWrites<MirroredRequest, MirrorCaptureCount[]>;
+  private readonly captures: CoalescedWrites<MirroredRequest | EncodedCapture, MirrorCaptureCount[]>;
   private readonly listeners = new Set<(change: RevisionedChange<MirrorEvent>) => void>();
   private readonly selectMirrorsStmt;
   private readonly pendingStmt;
@@ -319,7 +319,7 @@ export class MirrorStore {
    *
    * @returns one count per applicable mirror, in selection order
    */
-  capture(request: MirroredRequest): Promise<MirrorCaptureCount[]> {
+  capture(request: MirroredRequest | EncodedCapture): Promise<MirrorCaptureCount[]> {
     return this.captures.add(request);
   }
 
@@ -385,7 +385,7 @@ export class MirrorStore {
    *
    * @returns each capture's counts, in the order of `requests`
    */
-  private writeCaptures(requests: readonly MirroredRequest[]): MirrorCaptureCount[][] {
+  private writeCaptures(requests: readonly (MirroredRequest | EncodedCapture)[]): MirrorCaptureCount[][] {
     const next = new Map<string, MirrorStats>();
     const counts: MirrorCaptureCount[][] = [];
     let seq = this.lastSeq;
@@ -475,9 +475,19 @@ const eventCodec: RevisionLogCodec<MirrorEvent> = {
 };
 
 /** A buffered request as JSON text; a raw body as base64. */
-function encodeRequest(request: MirroredRequest): string {
-  const { rawBody, ...rest } = request;
-  return JSON.stringify(rawBody === undefined ? rest : { ...rest, rawBody: Buffer.from(rawBody).toString("base64") });
+/**
+ * A captured request as its payload row stores it: JSON, the raw body as
+ * base64. An {@link EncodedCapture}'s payload JSON is spliced in as it is.
+ */
+function encodeRequest(request: MirroredRequest | EncodedCapture): string {
+  if (!("payloadJson" in request)) {
+    const { rawBody, ...rest } = request;
+    return JSON.stringify(rawBody === undefined ? rest : { ...rest, rawBody: Buffer.from(rawBody).toString("base64") });
+  }
+  const { rawBody, payloadJson, ...rest } = request;
+  // `rest` always has fields (request_id is required), so its text is `{"…":…}`.
+  const restJson = JSON.stringify(rawBody === undefined ? rest : { ...rest, rawBody: Buffer.from(rawBody).toString("base64") });
+  return `{"payload":${payloadJson},${restJson.slice(1)}`;
 }
 
 function decodeRequest(text: string): MirroredRequest {

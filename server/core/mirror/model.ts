@@ -103,6 +103,22 @@ export interface MirroredRequest {
 }
 
 /**
+ * A captured request with its payload already encoded as JSON: `payloadJson`
+ * is what `JSON.stringify(payload)` gives. CaptureStream's decode workers
+ * prepare captures this way, so the event loop neither receives the
+ * payload's object tree nor encodes it again to store it.
+ */
+export interface EncodedCapture extends Omit<MirroredRequest, "payload"> {
+  readonly payloadJson: string;
+}
+
+/** `request` as an {@link EncodedCapture}. */
+export function encodeCapturePayload(request: MirroredRequest): EncodedCapture {
+  const { payload, ...rest } = request;
+  return { ...rest, payloadJson: JSON.stringify(payload) };
+}
+
+/**
  * Why a shadow request did not succeed. `none` on success; `http_status`
  * when the shadow answered outside 2xx (`responseCode` says which).
  */

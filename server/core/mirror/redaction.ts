@@ -24,6 +24,9 @@ export const defaultRedactedHeaders: readonly string[] = [
   "x-api-key",
 ];
 
+/** No headers besides the defaults. */
+const noExtra: readonly string[] = [];
+
 /**
  * `headers` with the value of every sensitive header (the defaults plus
  * `extra`) replaced by {@link redactedValue}. Returns `headers` itself when
@@ -31,10 +34,9 @@ export const defaultRedactedHeaders: readonly string[] = [
  */
 export function redactHeaders(
   headers: Readonly<Record<string, string>>,
-  extra: readonly string[] = [],
+  extra: readonly string[] = noExtra,
 ): Readonly<Record<string, string>> {
-  const sensitive = new Set(defaultRedactedHeaders);
-  for (const name of extra) sensitive.add(name.toLowerCase());
+  const sensitive = sensitiveHeaders(extra);
   let redacted: Record<string, string> | undefined;
   for (const name of Object.keys(headers)) {
     if (!sensitive.has(name.toLowerCase()) || headers[name] === redactedValue) continue;
@@ -45,11 +47,27 @@ export function redactHeaders(
 }
 
 /**
- * `request` with its headers redacted for a mirror configured with
- * `redactHeaders` (see {@link redactHeaders}). Returns `request` itself when
- * nothing is redacted.
+ * `request` (a captured request of either form) with its headers redacted
+ * for a mirror configured with `redactHeaders` (see {@link redactHeaders}).
+ * Returns `request` itself when nothing is redacted.
  */
-export function redactRequest(request: MirroredRequest, extra: readonly string[] = []): MirroredRequest {
+export function redactRequest<R extends Pick<MirroredRequest, "headers">>(request: R, extra: readonly string[] = noExtra): R {
   const headers = redactHeaders(request.headers, extra);
   return headers === request.headers ? request : { ...request, headers };
+}
+
+/**
+ * The lowercase names redacted for each `extra` list seen: a mirror's
+ * config keeps its list, and lists are never changed once made.
+ */
+const sensitiveByExtra = new WeakMap<readonly string[], ReadonlySet<string>>();
+
+/** The defaults plus `extra`, lowercased; built once per list. */
+function sensitiveHeaders(extra: readonly string[]): ReadonlySet<string> {
+  let sensitive = sensitiveByExtra.get(extra);
+  if (sensitive === undefined) {
+    sensitive = new Set([...defaultRedactedHeaders, ...extra.map((name) => name.toLowerCase())]);
+    sensitiveByExtra.set(extra, sensitive);
+  }
+  return sensitive;
 }

@@ -26,6 +26,17 @@ describe("redactHeaders", () => {
     expect(dirty.authorization).toBe("Bearer t");
   });
 
+  it("redacts by each mirror's own list when several lists take turns", () => {
+    const headers = { "x-a": "1", "x-b": "2" };
+    const first = ["x-a"];
+    const second = ["X-B"];
+    for (let round = 0; round < 2; round++) {
+      expect(redactHeaders(headers, first)).toEqual({ "x-a": redactedValue, "x-b": "2" });
+      expect(redactHeaders(headers, second)).toEqual({ "x-a": "1", "x-b": redactedValue });
+      expect(redactHeaders(headers)).toBe(headers);
+    }
+  });
+
   it("redacts a request's headers for a mirror, keeping everything else", () => {
     const request = mirroredRequest({ headers: { cookie: "s=1", "x-tenant": "t1" } });
     const redacted = redactRequest(request, ["x-tenant"]);

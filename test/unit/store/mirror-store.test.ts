@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { AlreadyExistsError, LimitExceededError, NotFoundError } from "../../../server/core/errors.js";
-import { defaultMirrorLimits, type MirrorLimits } from "../../../server/core/mirror/model.js";
+import { defaultMirrorLimits, encodeCapturePayload, type MirrorLimits } from "../../../server/core/mirror/model.js";
 import { redactedValue } from "../../../server/core/mirror/redaction.js";
 import { closeDatabase, openDatabase, type SqliteDatabase } from "../../../server/store/database.js";
 import { GroupCommitter } from "../../../server/store/group-commit.js";
@@ -179,6 +179,32 @@ describe("MirrorStore on :memory:", () => {
     expect(store.pendingCount("c-off")).toBe(0);
     expect(store.mirrorStats("c-off")).toMatchObject({ captured: 0, dropped: 0 });
     expect(store.mirrorStats("a-session")).toMatchObject({ captured: 1, pending: 0 });
+  });
+
+  it("stores a capture whose payload arrives encoded exactly as the same capture with its payload tree", async () => {
+    await store.add(mirrorConfig({ mirrorId: "a" }));
+    await store.add(mirrorConfig({ mirrorId: "b", redactHeaders: ["x-session"] }));
+    const tree = mirroredRequest({
+      requestId: "tree",
+      payload: { cart: { items: [{ sku: "s-1", quantity: 2 }], note: 'a "quoted" é' }, empty: {} },
+      headers: { authorization: "Bearer s3cr3t", "x-session": "abc" },
+      productionResponse: { ok: true },
+    });
+    const withBytes = mirroredRequest({ requestId: "bytes", rawBody: new Uint8Array([0, 255]) });
+    for (const request of [tree, withBytes]) {
+      const encoded = encodeCapturePayload({ ...request, requestId: `${request.requestId}-encoded` });
+      expect(encoded).not.toHaveProperty("payload");
+      const stored = await store.capture(request);
+      expect(await store.capture(encoded)).toEqual(stored);
+    }
+    for (const mirrorId of ["a", "b"]) {
+      const [treeStored, treeEncoded, bytesStored, bytesEncoded] = await store.drain(mirrorId, 10);
+      expect(treeEncoded).toEqual({ ...treeStored, requestId: "tree-encoded" });
+      expect(bytesEncoded).toEqual({ ...bytesStored, requestId: "bytes-encoded" });
+      expect(treeEncoded!.payload).toEqual(tree.payload);
+      expect(treeEncoded!.headers["x-session"]).toBe(mirrorId === "b" ? redactedValue : "abc");
+      expect([...bytesEncoded!.rawBody!]).toEqual([0, 255]);
+    }
   });
 
   it("queues nothing for another source service, a disabled mirror, or shadow traffic", async () => {
