@@ -10,7 +10,7 @@ import { analyzeDiffs } from "../core/mirror/analysis.js";
 import { resolveDispatchBatchSize, resolveDrainLimit } from "../core/mirror/buffer-rules.js";
 import { shouldMirror } from "../core/mirror/decision.js";
 import { compareResponses } from "../core/mirror/diff.js";
-import type { MirrorLimits } from "../core/mirror/model.js";
+import { encodeCapturePayload, type MirrorLimits } from "../core/mirror/model.js";
 import { resolveRateMultiplier } from "../core/mirror/replay.js";
 import { checkJson, validateMirrorConfigInput, validateMirrorId } from "../core/mirror/validation.js";
 import type { MirrorCaptureCount, MirrorEvent, MirrorStore } from "../store/mirror-store.js";
@@ -119,7 +119,7 @@ export function createMirrorService(options: MirrorServiceOptions): ServiceRegis
 
     async capture(request) {
       const mirrored = validateCapture(request, now(), limits, "");
-      return { mirrors: await store.capture(mirrored) };
+      return { mirrors: await store.capture(encodeCapturePayload(mirrored)) };
     },
 
     captureStream: offloadableStream(captureStreamSpec, () => ({ nowMs: now(), limits }), async (captures) => {

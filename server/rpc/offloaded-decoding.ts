@@ -53,6 +53,11 @@ export class UndecodableRequestError extends InvalidFieldError {
   ) {
     super("request", `is not a valid ${typeName}: ${detail}`);
   }
+
+  /** The error of bytes that `decoderError` says are not a `typeName`. */
+  static from(typeName: string, decoderError: unknown): UndecodableRequestError {
+    return new UndecodableRequestError(typeName, decoderError instanceof Error ? decoderError.message : String(decoderError));
+  }
 }
 
 /**
@@ -74,7 +79,7 @@ export function decodeMessage<Input extends DescMessage>(input: Input, bytes: Ui
   try {
     return fromBinary(input, bytes);
   } catch (error) {
-    throw new UndecodableRequestError(input.typeName, error instanceof Error ? error.message : String(error));
+    throw UndecodableRequestError.from(input.typeName, error);
   }
 }
 

@@ -175,7 +175,7 @@ export class MirrorStore {
    */
   private lastSeq = 0;
   /** Captures share committer writes (see {@link capture}). */
-  private readonly captures: CoalescedWrites<MirroredRequest | EncodedCapture, MirrorCaptureCount[]>;
+  private readonly captures: CoalescedWrites<EncodedCapture, MirrorCaptureCount[]>;
   private readonly listeners = new Set<(change: RevisionedChange<MirrorEvent>) => void>();
   private readonly selectMirrorsStmt;
   private readonly pendingStmt;
@@ -307,9 +307,10 @@ export class MirrorStore {
   }
 
   /**
-   * Queues a validated capture into every applicable enabled mirror's
-   * buffer (redacted per mirror); a full buffer drops and counts. Durable
-   * when the promise resolves.
+   * Queues a validated capture, its payload encoded (see
+   * `encodeCapturePayload`), into every applicable enabled mirror's buffer
+   * (redacted per mirror); a full buffer drops and counts. Durable when the
+   * promise resolves.
    *
    * Captures queued before the next commit share one write (up to
    * {@link maxCapturesPerWrite}; see `CoalescedWrites`): their counters are
@@ -319,7 +320,7 @@ export class MirrorStore {
    *
    * @returns one count per applicable mirror, in selection order
    */
-  capture(request: MirroredRequest | EncodedCapture): Promise<MirrorCaptureCount[]> {
+  capture(request: EncodedCapture): Promise<MirrorCaptureCount[]> {
     return this.captures.add(request);
   }
 
@@ -385,7 +386,7 @@ export class MirrorStore {
    *
    * @returns each capture's counts, in the order of `requests`
    */
-  private writeCaptures(requests: readonly (MirroredRequest | EncodedCapture)[]): MirrorCaptureCount[][] {
+  private writeCaptures(requests: readonly EncodedCapture[]): MirrorCaptureCount[][] {
     const next = new Map<string, MirrorStats>();
     const counts: MirrorCaptureCount[][] = [];
     let seq = this.lastSeq;
@@ -474,16 +475,11 @@ const eventCodec: RevisionLogCodec<MirrorEvent> = {
   decode: (bytes) => JSON.parse(Buffer.from(bytes).toString("utf8")) as MirrorEvent,
 };
 
-/** A buffered request as JSON text; a raw body as base64. */
 /**
- * A captured request as its payload row stores it: JSON, the raw body as
- * base64. An {@link EncodedCapture}'s payload JSON is spliced in as it is.
+ * A captured request as its payload row stores it: JSON, with the payload's
+ * JSON spliced in as it is and the raw body as base64.
  */
-function encodeRequest(request: MirroredRequest | EncodedCapture): string {
-  if (!("payloadJson" in request)) {
-    const { rawBody, ...rest } = request;
-    return JSON.stringify(rawBody === undefined ? rest : { ...rest, rawBody: Buffer.from(rawBody).toString("base64") });
-  }
+function encodeRequest(request: EncodedCapture): string {
   const { rawBody, payloadJson, ...rest } = request;
   // `rest` always has fields (request_id is required), so its text is `{"…":…}`.
   const restJson = JSON.stringify(rawBody === undefined ? rest : { ...rest, rawBody: Buffer.from(rawBody).toString("base64") });

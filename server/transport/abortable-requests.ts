@@ -1,7 +1,5 @@
-import type { DescMessage } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { UndecodableRequestError } from "../rpc/offloaded-decoding.js";
-import { requestReadFailure } from "./undecodable-requests.js";
 
 /**
  * A call's request stream that stops waiting when the call ends: a read
@@ -13,13 +11,12 @@ import { requestReadFailure } from "./undecodable-requests.js";
  * a shutdown until `--shutdown-timeout` forces it. Reads that data answers
  * first are unaffected, and no promise is raced per message.
  *
- * A message whose bytes are not an `input` (either port's placeholder or
- * parse error, see `undecodable-requests.ts`) fails its read with
+ * A message whose bytes did not decode (the gRPC port's placeholder, see
+ * `undecodable-requests.ts`) ends the stream: its read fails with that
  * `UndecodableRequestError`.
  */
 export function abortableRequests<T>(
   source: AsyncIterable<T>,
-  input: DescMessage,
   callSignal: AbortSignal,
   shutdownSignal: AbortSignal,
   shutdownMessage: string,
@@ -59,6 +56,7 @@ export function abortableRequests<T>(
                 if (waiting === read) waiting = undefined;
                 if (result.done !== true && result.value instanceof UndecodableRequestError) {
                   release();
+                  void inner.return?.()?.catch(() => undefined);
                   reject(result.value);
                   return;
                 }
@@ -68,7 +66,7 @@ export function abortableRequests<T>(
               (error: unknown) => {
                 if (waiting === read) waiting = undefined;
                 release();
-                reject(requestReadFailure(error, input));
+                reject(error);
               },
             );
           });

@@ -52,6 +52,10 @@ type AnyFn = (input: unknown, ctx: HandlerContext) => unknown;
  * with a {@link GrpcHandlerContext}, its result or stream is written with the
  * protobuf-es serializers, and whatever it throws is sent as the gRPC status
  * of the same numeric code (connect-es `Code` values are gRPC's).
+ *
+ * The registrations must come from `instrumentService`: a request whose
+ * bytes do not decode reaches the handler as its `UndecodableRequestError`
+ * (see `tolerantDeserializer`), which the instrumentation throws.
  */
 export function createGrpcServer(registrations: readonly ServiceRegistration[], options: GrpcServerOptions): Server {
   const server = new Server({

@@ -9,7 +9,7 @@ import { precodedBytesOf } from "../rpc/precoded-response.js";
 import type { ServiceRegistration } from "../rpc/service-registration.js";
 import { peerKey } from "./call-context.js";
 import type { TlsMaterial } from "./grpc-server.js";
-import { undecodableRequestGate } from "./undecodable-requests.js";
+import { undecodableRequestGate, undecodableRequestInterceptor } from "./undecodable-requests.js";
 
 /** A request handler for plain HTTP routes on the HTTP port (probes, metrics, OTLP/HTTP). */
 export type HttpRoute = (
@@ -62,7 +62,7 @@ export function createHttpServer(options: HttpServerOptions): HttpPort {
     writeMaxBytes: options.maxMessageBytes,
     shutdownSignal: options.shutdownSignal,
     contextValues: (req) => createContextValues().set(peerKey, peerOf(req, peers)),
-    interceptors: [materializePrecoded],
+    interceptors: [undecodableRequestInterceptor, materializePrecoded],
     requestGate: undecodableRequestGate,
   });
   const handle = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void => {

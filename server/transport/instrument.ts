@@ -59,7 +59,7 @@ export function instrumentService(registration: ServiceRegistration, options: In
       method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming"
         ? (input, ctx) =>
             called(
-              abortableRequests(input as AsyncIterable<unknown>, method.input, ctx.signal, options.shutdownSignal, shuttingDownMessage),
+              abortableRequests(input as AsyncIterable<unknown>, ctx.signal, options.shutdownSignal, shuttingDownMessage),
               ctx,
             )
         : (input, ctx) => called(decodedRequest(input), ctx);

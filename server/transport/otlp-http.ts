@@ -204,7 +204,7 @@ function decodeJsonRequest(body: Buffer): ExportTraceServiceRequest {
     hexIdsToBase64(json);
     return fromJson(ExportTraceServiceRequestSchema, json as JsonValue, { ignoreUnknownFields: true });
   } catch (error) {
-    throw new UndecodableRequestError(ExportTraceServiceRequestSchema.typeName, error instanceof Error ? error.message : String(error));
+    throw UndecodableRequestError.from(ExportTraceServiceRequestSchema.typeName, error);
   }
 }
 

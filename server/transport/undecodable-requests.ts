@@ -1,19 +1,28 @@
 /**
  * Request bytes that are not the method's message are the caller's fault, so
- * both ports answer them INVALID_ARGUMENT naming `request`
- * ({@link UndecodableRequestError}), where grpc-js and connect-node on their
- * own answer INTERNAL.
+ * both ports answer them INVALID_ARGUMENT, `request is not a valid <type>:
+ * <why>` ({@link UndecodableRequestError}), where grpc-js and connect-node on
+ * their own answer INTERNAL.
+ *
+ * - gRPC port: {@link tolerantDeserializer} hands the error to the call in
+ *   place of the message; the instrumentation throws it inside the call
+ *   ({@link decodedRequest}; `abortableRequests` for request streams), so it
+ *   is logged and counted like any invalid request.
+ * - HTTP port: connect-node parses a unary request before any interceptor
+ *   runs, and a streamed one as the call reads it. {@link undecodableRequestInterceptor}
+ *   maps the parse error of a streamed message; {@link undecodableRequestGate}
+ *   rewrites a unary request's in place. Both must be installed.
  */
 import type { DescMessage } from "@bufbuild/protobuf";
-import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import { decodeMessage, UndecodableRequestError } from "../rpc/offloaded-decoding.js";
+import { toConnectError } from "./error-mapping.js";
 
 /**
  * A grpc-js request deserializer for `input` that returns the
  * {@link UndecodableRequestError} instead of throwing it (grpc-js would answer
- * INTERNAL without calling the handler); the instrumentation throws it inside
- * the call (see {@link decodedRequest}), so it is answered, logged and counted
- * like any invalid request.
+ * INTERNAL without calling the handler). Only for handlers wrapped by the
+ * instrumentation, which throws it inside the call.
  */
 export function tolerantDeserializer(input: DescMessage): (bytes: Buffer) => unknown {
   return (bytes) => {
@@ -36,40 +45,40 @@ export function decodedRequest<T>(request: T): T {
   return request;
 }
 
-/**
- * What a failed read of a request stream means to the handler: connect-node's
- * parse error of a stream message becomes the {@link UndecodableRequestError}
- * of `input`; anything else is returned as it is.
- */
-export function requestReadFailure(error: unknown, input: DescMessage): unknown {
-  const detail = parseFailureDetail(error);
-  return detail === undefined ? error : new UndecodableRequestError(input.typeName, detail);
-}
+/** Set once a connect-node call reached the interceptors: its unary request decoded. */
+const reachedInterceptorsKey = createContextKey(false, { description: "latticeforge.reached-interceptors" });
 
 /**
- * A connect-node request gate giving the call the gRPC port's answer when its
- * (unary) request does not decode. connect-node parses a unary request before
- * any interceptor runs and answers a parse failure INTERNAL; it aborts the
- * call's context with that error just before it writes it, in every protocol,
- * so a listener on the context's signal can make it the
- * {@link UndecodableRequestError}'s INVALID_ARGUMENT in place. The edge tests
- * pin this for Connect, gRPC-Web and gRPC on the HTTP port.
+ * A connect-node interceptor: notes that the call got this far (see
+ * {@link undecodableRequestGate}) and makes a streamed request message that
+ * does not decode fail its read with the gRPC port's INVALID_ARGUMENT.
+ */
+export const undecodableRequestInterceptor: Interceptor = (next) => (request) => {
+  request.contextValues.set(reachedInterceptorsKey, true);
+  if (!request.stream) return next(request);
+  return next({ ...request, message: withReadFailuresMapped(request.message, request.method.input) });
+};
+
+/**
+ * A connect-node request gate that gives a unary call whose request does not
+ * decode the gRPC port's answer. connect-node answers that parse failure
+ * INTERNAL before any interceptor runs, and aborts the call's context with
+ * the error just before it writes it, in every protocol; a listener on the
+ * context's signal makes it INVALID_ARGUMENT in place. Only a call that never
+ * reached the interceptors is rewritten, so an error a handler threw is never
+ * blamed on the request. The edge tests pin this for Connect, gRPC-Web and
+ * gRPC on the HTTP port.
  */
 export function undecodableRequestGate(context: HandlerContext): void {
   const { signal } = context;
-  const input = context.method.input;
   signal.addEventListener(
     "abort",
     () => {
       const error: unknown = signal.reason;
-      const detail = parseFailureDetail(error);
-      if (detail === undefined) return;
-      const replacement = new UndecodableRequestError(input.typeName, detail);
-      Object.assign(error as ConnectError, {
-        code: Code.InvalidArgument,
-        rawMessage: replacement.message,
-        message: new ConnectError(replacement.message, Code.InvalidArgument).message,
-      });
+      if (context.values.get(reachedInterceptorsKey)) return;
+      const mapped = invalidArgumentFor(error, context.method.input);
+      if (mapped === undefined) return;
+      Object.assign(error as ConnectError, { code: mapped.code, rawMessage: mapped.rawMessage, message: mapped.message });
     },
     { once: true },
   );
@@ -78,8 +87,20 @@ export function undecodableRequestGate(context: HandlerContext): void {
 /** connect-node's prefix of a binary request that does not decode, thrown as INTERNAL. */
 const parseBinaryPrefix = "parse binary: ";
 
-/** The decoder's words when `error` is connect-node's binary parse failure of a request. */
-function parseFailureDetail(error: unknown): string | undefined {
+/**
+ * When `error` is connect-node's failure to parse an `input`: the
+ * INVALID_ARGUMENT the gRPC port answers for the same bytes.
+ */
+function invalidArgumentFor(error: unknown, input: DescMessage): ConnectError | undefined {
   if (!(error instanceof ConnectError) || error.code !== Code.Internal || !error.rawMessage.startsWith(parseBinaryPrefix)) return undefined;
-  return error.rawMessage.slice(parseBinaryPrefix.length);
+  return toConnectError(new UndecodableRequestError(input.typeName, error.rawMessage.slice(parseBinaryPrefix.length))).error;
+}
+
+/** `messages`, with a read that fails to parse failing with {@link invalidArgumentFor}'s error instead. */
+async function* withReadFailuresMapped<T>(messages: AsyncIterable<T>, input: DescMessage): AsyncGenerator<T> {
+  try {
+    yield* messages;
+  } catch (error) {
+    throw invalidArgumentFor(error, input) ?? error;
+  }
 }

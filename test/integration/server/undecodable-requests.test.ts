@@ -1,6 +1,9 @@
+import { create, toBinary } from "@bufbuild/protobuf";
 import { Client, credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MirrorService } from "../../../gen/latticeforge/mirror/v1/mirror_pb.js";
+import { Health } from "../../../gen/grpc/health/v1/health_pb.js";
+import { ServerReflection } from "../../../gen/grpc/reflection/v1/reflection_pb.js";
+import { CaptureStreamRequestSchema, MirrorMode, MirrorService } from "../../../gen/latticeforge/mirror/v1/mirror_pb.js";
 import { RegistryService } from "../../../gen/latticeforge/registry/v1/registry_pb.js";
 import { startTestControlPlane, type TestControlPlane } from "../../fixtures/control-plane.js";
 import { within } from "../../fixtures/streams.js";
@@ -9,6 +12,9 @@ import { within } from "../../fixtures/streams.js";
 const garbage = Uint8Array.of(0x0a, 0xff);
 const registerPath = `/${RegistryService.typeName}/Register`;
 const captureStreamPath = `/${MirrorService.typeName}/CaptureStream`;
+const healthWatchPath = `/${Health.typeName}/Watch`;
+const reflectionPath = `/${ServerReflection.typeName}/ServerReflectionInfo`;
+const opts = { timeoutMs: 5000 };
 const registerAnswer = "request is not a valid latticeforge.registry.v1.RegisterRequest: premature EOF";
 
 /** A grpc-js client that sends bytes as they are. */
@@ -47,6 +53,44 @@ function rawClientStream(address: string, path: string, messages: readonly Uint8
     );
     for (const message of messages) stream.write(message);
     stream.end();
+  });
+  return within(call, 6000, path).finally(() => client.close());
+}
+
+/** A server-streaming call of `path` with `bytes` as the request; resolves with its error. */
+function rawServerStream(address: string, path: string, bytes: Uint8Array): Promise<ServiceError | undefined> {
+  const client = rawClient(address);
+  const call = new Promise<ServiceError | undefined>((resolve) => {
+    const stream = client.makeServerStreamRequest(
+      path,
+      (message: Uint8Array) => Buffer.from(message),
+      (answer: Buffer) => answer,
+      bytes,
+      new Metadata(),
+      { deadline: Date.now() + 5000 },
+    );
+    stream.on("data", () => undefined);
+    stream.on("error", (error: ServiceError) => resolve(error));
+    stream.on("end", () => resolve(undefined));
+  });
+  return within(call, 6000, path).finally(() => client.close());
+}
+
+/** A bidi call of `path` sending `bytes` and then waiting; resolves with its error. */
+function rawBidi(address: string, path: string, bytes: Uint8Array): Promise<ServiceError | undefined> {
+  const client = rawClient(address);
+  const call = new Promise<ServiceError | undefined>((resolve) => {
+    const stream = client.makeBidiStreamRequest(
+      path,
+      (message: Uint8Array) => Buffer.from(message),
+      (answer: Buffer) => answer,
+      new Metadata(),
+      { deadline: Date.now() + 5000 },
+    );
+    stream.on("data", () => undefined);
+    stream.on("error", (error: ServiceError) => resolve(error));
+    stream.on("end", () => resolve(undefined));
+    stream.write(bytes);
   });
   return within(call, 6000, path).finally(() => client.close());
 }
@@ -125,17 +169,39 @@ describe("request bytes that are not the request message", () => {
     expect(decodeURIComponent(grpc?.details ?? "")).toBe(registerAnswer);
   });
 
-  it("fail a client stream INVALID_ARGUMENT naming `request` on both ports", async () => {
-    const answer = /^request is not a valid latticeforge\.mirror\.v1\.CaptureStreamRequest: premature EOF$/;
-    for (const address of [server.grpcAddress, httpAddress]) {
-      const error = await rawClientStream(address, captureStreamPath, [garbage]);
+  it("fail a client stream INVALID_ARGUMENT naming `request` on both ports, keeping the captures before it", async () => {
+    await server.grpc(MirrorService).addMirror({ mirror: { mirrorId: "orders-shadow", sourceService: "orders", shadowEndpoint: "http://127.0.0.1:9", mode: MirrorMode.FULL, timeoutMs: 1000 } }, opts);
+    const valid = (requestId: string): Uint8Array =>
+      toBinary(CaptureStreamRequestSchema, create(CaptureStreamRequestSchema, { capture: { requestId, sourceService: "orders", intent: "create_order" } }));
+    for (const [address, requestId] of [
+      [server.grpcAddress, "over-grpc"],
+      [httpAddress, "over-http"],
+    ] as const) {
+      const error = await rawClientStream(address, captureStreamPath, [valid(requestId), garbage]);
       expect(error?.code).toBe(3);
-      expect(decodeURIComponent(error?.details ?? "")).toMatch(answer);
+      expect(decodeURIComponent(error?.details ?? "")).toBe("request is not a valid latticeforge.mirror.v1.CaptureStreamRequest: premature EOF");
+    }
+    const { requests } = await server.grpc(MirrorService).drain({ mirrorId: "orders-shadow", limit: 10 }, opts);
+    expect(requests.map((request) => request.requestId)).toEqual(["over-grpc", "over-http"]);
+    const metrics = await (await fetch(`${server.httpBaseUrl}/metrics`)).text();
+    expect(metrics).toMatch(/grpc_server_handled_total\{[^}]*grpc_method="CaptureStream",grpc_code="InvalidArgument"\} 2\n/);
+  });
+
+  it("fail a server stream and a bidi stream INVALID_ARGUMENT naming `request` on both ports", async () => {
+    for (const address of [server.grpcAddress, httpAddress]) {
+      const watch = await rawServerStream(address, healthWatchPath, garbage);
+      expect(watch?.code).toBe(3);
+      expect(decodeURIComponent(watch?.details ?? "")).toBe("request is not a valid grpc.health.v1.HealthCheckRequest: premature EOF");
+      const reflection = await rawBidi(address, reflectionPath, garbage);
+      expect(reflection?.code).toBe(3);
+      expect(decodeURIComponent(reflection?.details ?? "")).toBe(
+        "request is not a valid grpc.reflection.v1.ServerReflectionRequest: premature EOF",
+      );
     }
   });
 
   it("leave the server serving well-formed calls", async () => {
-    const resolved = await server.grpc(RegistryService).resolve({ serviceName: "checkout" }, { timeoutMs: 5000 });
+    const resolved = await server.grpc(RegistryService).resolve({ serviceName: "checkout" }, opts);
     expect(resolved.instances).toEqual([]);
   });
 });

@@ -1,5 +1,11 @@
 import type { CaptureInput, MirrorConfigInput } from "../../../server/core/mirror/validation.js";
-import type { MirrorConfig, MirroredRequest, MirrorResult } from "../../../server/core/mirror/model.js";
+import {
+  encodeCapturePayload,
+  type EncodedCapture,
+  type MirrorConfig,
+  type MirroredRequest,
+  type MirrorResult,
+} from "../../../server/core/mirror/model.js";
 
 /** The error a call throws, and a seeded PRNG (shared with the registry tests). */
 export { mulberry32, thrown } from "../registry/builders.js";
@@ -72,6 +78,11 @@ export function mirroredRequest(overrides: Partial<MirroredRequest> = {}): Mirro
     mirroredAtMs: nowMs,
     ...overrides,
   };
+}
+
+/** {@link mirroredRequest} as the store takes it, its payload encoded; override any field. */
+export function capturedRequest(overrides: Partial<MirroredRequest> = {}): EncodedCapture {
+  return encodeCapturePayload(mirroredRequest(overrides));
 }
 
 /** A compared, successful result without diffs; override any field. */

@@ -11,7 +11,7 @@ import { GroupCommitter } from "../../../server/store/group-commit.js";
 import { migrations } from "../../../server/store/migrations.js";
 import { MirrorStore } from "../../../server/store/mirror-store.js";
 import { within } from "../../fixtures/streams.js";
-import { mirrorConfig, mirroredRequest, nowMs } from "../mirror/builders.js";
+import { capturedRequest, mirrorConfig, nowMs } from "../mirror/builders.js";
 
 /** One send the fake client saw. */
 interface Sent {
@@ -110,7 +110,7 @@ function dispatcher(options: DispatcherOptions = {}): Dispatcher {
 async function captureAll(ids: readonly string[], spacingMs = 0, production: JsonValue = { ok: true }): Promise<void> {
   for (const [i, id] of ids.entries()) {
     await store.capture(
-      mirroredRequest({
+      capturedRequest({
         requestId: id,
         payload: { id },
         mirroredAtMs: nowMs + i * spacingMs,
@@ -235,7 +235,7 @@ describe("Dispatcher", () => {
     await store.add(mirrorConfig({ mirrorId: "replay", mode: "replay" }));
     // Captured 0, 100 and 300 ms apart; replayed twice as fast: 0, 50, 150.
     for (const [id, at] of [["r1", 0], ["r2", 100], ["r3", 300]] as const) {
-      await store.capture(mirroredRequest({ requestId: id, payload: { id }, mirroredAtMs: nowMs + at }));
+      await store.capture(capturedRequest({ requestId: id, payload: { id }, mirroredAtMs: nowMs + at }));
     }
     await dispatcher().dispatch("replay", 10, 2);
     const offsets = client.sent.map((s) => s.at - client.sent[0]!.at);
@@ -249,7 +249,7 @@ describe("Dispatcher", () => {
   it("sends a REPLAY batch at once without a rate multiplier, and caps long gaps at maxReplayWaitMs", async () => {
     await store.add(mirrorConfig({ mirrorId: "replay", mode: "replay" }));
     for (const [id, at] of [["r1", 0], ["r2", 60_000], ["r3", 120_000]] as const) {
-      await store.capture(mirroredRequest({ requestId: id, payload: { id }, mirroredAtMs: nowMs + at }));
+      await store.capture(capturedRequest({ requestId: id, payload: { id }, mirroredAtMs: nowMs + at }));
     }
     const started = performance.now();
     await dispatcher({ maxReplayWaitMs: 30 }).dispatch("replay", 2, 1);
@@ -265,7 +265,7 @@ describe("Dispatcher", () => {
   it("ignores the rate multiplier for a mirror that is not REPLAY", async () => {
     await store.add(mirrorConfig({ mirrorId: "full" }));
     for (const [id, at] of [["r1", 0], ["r2", 5_000]] as const) {
-      await store.capture(mirroredRequest({ requestId: id, payload: { id }, mirroredAtMs: nowMs + at }));
+      await store.capture(capturedRequest({ requestId: id, payload: { id }, mirroredAtMs: nowMs + at }));
     }
     const started = performance.now();
     await dispatcher().dispatch("full", 10, 1);

@@ -10,7 +10,7 @@ import { GroupCommitter } from "../../../server/store/group-commit.js";
 import { migrations } from "../../../server/store/migrations.js";
 import { maxCapturesPerWrite, MirrorStore, type MirrorEvent } from "../../../server/store/mirror-store.js";
 import { RevisionCompactedError, type RevisionedChange } from "../../../server/store/revision-log.js";
-import { mirrorConfig, mirroredRequest, mirrorResult, nowMs } from "../mirror/builders.js";
+import { capturedRequest, mirrorConfig, mirroredRequest, mirrorResult, nowMs } from "../mirror/builders.js";
 
 let db: SqliteDatabase;
 let committer: GroupCommitter;
@@ -162,7 +162,7 @@ describe("MirrorStore on :memory:", () => {
       productionResponse: { ok: true, items: [1, 2] },
       rawBody: new Uint8Array([0, 1, 2, 255]),
     });
-    const counts = await store.capture(request);
+    const counts = await store.capture(encodeCapturePayload(request));
     expect(counts).toEqual([
       { mirrorId: "a-session", queued: 1, dropped: 0 },
       { mirrorId: "b-plain", queued: 1, dropped: 0 },
@@ -181,40 +181,26 @@ describe("MirrorStore on :memory:", () => {
     expect(store.mirrorStats("a-session")).toMatchObject({ captured: 1, pending: 0 });
   });
 
-  it("stores a capture whose payload arrives encoded exactly as the same capture with its payload tree", async () => {
+  it("stores the payload JSON the capture arrives with as its payload, with or without a raw body", async () => {
     await store.add(mirrorConfig({ mirrorId: "a" }));
-    await store.add(mirrorConfig({ mirrorId: "b", redactHeaders: ["x-session"] }));
-    const tree = mirroredRequest({
-      requestId: "tree",
-      payload: { cart: { items: [{ sku: "s-1", quantity: 2 }], note: 'a "quoted" é' }, empty: {} },
-      headers: { authorization: "Bearer s3cr3t", "x-session": "abc" },
-      productionResponse: { ok: true },
-    });
-    const withBytes = mirroredRequest({ requestId: "bytes", rawBody: new Uint8Array([0, 255]) });
-    for (const request of [tree, withBytes]) {
-      const encoded = encodeCapturePayload({ ...request, requestId: `${request.requestId}-encoded` });
-      expect(encoded).not.toHaveProperty("payload");
-      const stored = await store.capture(request);
-      expect(await store.capture(encoded)).toEqual(stored);
-    }
-    for (const mirrorId of ["a", "b"]) {
-      const [treeStored, treeEncoded, bytesStored, bytesEncoded] = await store.drain(mirrorId, 10);
-      expect(treeEncoded).toEqual({ ...treeStored, requestId: "tree-encoded" });
-      expect(bytesEncoded).toEqual({ ...bytesStored, requestId: "bytes-encoded" });
-      expect(treeEncoded!.payload).toEqual(tree.payload);
-      expect(treeEncoded!.headers["x-session"]).toBe(mirrorId === "b" ? redactedValue : "abc");
-      expect([...bytesEncoded!.rawBody!]).toEqual([0, 255]);
-    }
+    const requests = [
+      mirroredRequest({ requestId: "tree", payload: { cart: { items: [{ sku: "s-1", quantity: 2 }], note: 'a "quoted" é\n' }, empty: {}, list: [] } }),
+      mirroredRequest({ requestId: "bytes", payload: {}, rawBody: new Uint8Array([0, 255]) }),
+    ];
+    for (const request of requests) await store.capture(encodeCapturePayload(request));
+    const drained = await store.drain("a", 10);
+    expect(drained).toEqual(requests);
+    expect(drained[1]!.rawBody).toBeInstanceOf(Uint8Array);
   });
 
   it("queues nothing for another source service, a disabled mirror, or shadow traffic", async () => {
     await store.add(mirrorConfig({ mirrorId: "orders" }));
     await store.add(mirrorConfig({ mirrorId: "payments", sourceService: "payments" }));
-    expect(await store.capture(mirroredRequest({ sourceService: "billing" }))).toEqual([]);
-    expect(await store.capture(mirroredRequest({ headers: { "x-latticeforge-shadow": "orders" } }))).toEqual([]);
+    expect(await store.capture(capturedRequest({ sourceService: "billing" }))).toEqual([]);
+    expect(await store.capture(capturedRequest({ headers: { "x-latticeforge-shadow": "orders" } }))).toEqual([]);
     await store.setEnabled("orders", false);
-    expect(await store.capture(mirroredRequest())).toEqual([]);
-    expect(await store.capture(mirroredRequest({ sourceService: "payments" }))).toEqual([
+    expect(await store.capture(capturedRequest())).toEqual([]);
+    expect(await store.capture(capturedRequest({ sourceService: "payments" }))).toEqual([
       { mirrorId: "payments", queued: 1, dropped: 0 },
     ]);
     expect(store.pendingCount()).toBe(1);
@@ -225,7 +211,7 @@ describe("MirrorStore on :memory:", () => {
     await store.add(mirrorConfig({ mirrorId: "small", bufferSize: 2 }));
     await store.add(mirrorConfig({ mirrorId: "wide", bufferSize: 10 }));
     const counts = [];
-    for (const id of ["r1", "r2", "r3", "r4"]) counts.push(await store.capture(mirroredRequest({ requestId: id })));
+    for (const id of ["r1", "r2", "r3", "r4"]) counts.push(await store.capture(capturedRequest({ requestId: id })));
     expect(counts.map((c) => c.find((m) => m.mirrorId === "small"))).toEqual([
       { mirrorId: "small", queued: 1, dropped: 0 },
       { mirrorId: "small", queued: 1, dropped: 0 },
@@ -236,14 +222,14 @@ describe("MirrorStore on :memory:", () => {
     expect(store.mirrorStats("wide")).toMatchObject({ captured: 4, dropped: 0, pending: 4 });
     expect(bufferRows("small")).toBe(2);
     expect(await store.drain("small", 1).then((r) => r.map((x) => x.requestId))).toEqual(["r1"]);
-    expect(await store.capture(mirroredRequest({ requestId: "r5" }))).toContainEqual({ mirrorId: "small", queued: 1, dropped: 0 });
+    expect(await store.capture(capturedRequest({ requestId: "r5" }))).toContainEqual({ mirrorId: "small", queued: 1, dropped: 0 });
     expect(await drainIds("small")).toEqual(["r2", "r5"]);
     expect(store.mirrorStats("small")).toMatchObject({ captured: 3, dropped: 2, pending: 0 });
   });
 
   it("sees the captures of earlier ops in the same group commit when filling a buffer", async () => {
     await store.add(mirrorConfig({ mirrorId: "small", bufferSize: 2 }));
-    const counts = await Promise.all(["r1", "r2", "r3"].map((id) => store.capture(mirroredRequest({ requestId: id }))));
+    const counts = await Promise.all(["r1", "r2", "r3"].map((id) => store.capture(capturedRequest({ requestId: id }))));
     expect(counts.map((c) => [c[0]!.queued, c[0]!.dropped])).toEqual([[1, 0], [1, 0], [0, 1]]);
     expect(await drainIds("small")).toEqual(["r1", "r2"]);
   });
@@ -252,7 +238,7 @@ describe("MirrorStore on :memory:", () => {
     await store.add(mirrorConfig({ mirrorId: "small", bufferSize: maxCapturesPerWrite + 1 }));
     const writes = vi.spyOn(committer, "write");
     const ids = Array.from({ length: maxCapturesPerWrite + 2 }, (_, i) => `r${i}`);
-    const counts = await Promise.all(ids.map((id) => store.capture(mirroredRequest({ requestId: id }))));
+    const counts = await Promise.all(ids.map((id) => store.capture(capturedRequest({ requestId: id }))));
     expect(writes).toHaveBeenCalledTimes(2);
     // Each weighs what it may hold in the committer's batch limit.
     expect(writes.mock.calls.map((call) => call[2])).toEqual([maxCapturesPerWrite, maxCapturesPerWrite]);
@@ -264,7 +250,7 @@ describe("MirrorStore on :memory:", () => {
   it("stores a capture once per redaction however many mirrors queue it, and frees it with its last buffer row", async () => {
     await addFull("a", "b");
     await store.add(mirrorConfig({ mirrorId: "c", redactHeaders: ["x-session"] }));
-    await store.capture(mirroredRequest({ requestId: "r1", headers: { "x-session": "s" } }));
+    await store.capture(capturedRequest({ requestId: "r1", headers: { "x-session": "s" } }));
     const payloads = (): { refs: number; session: string }[] =>
       (db.prepare("SELECT refs, request FROM mirror_payloads ORDER BY payload_id").all() as { refs: number; request: string }[]).map(
         ({ refs, request }) => ({ refs, session: (JSON.parse(request) as { headers: Record<string, string> }).headers["x-session"]! }),
@@ -286,7 +272,7 @@ describe("MirrorStore on :memory:", () => {
 
   it("drains oldest first up to the limit, per mirror, and counts pending per mirror and in total", async () => {
     await addFull("a", "b");
-    for (let i = 1; i <= 5; i++) await store.capture(mirroredRequest({ requestId: `r${i}` }));
+    for (let i = 1; i <= 5; i++) await store.capture(capturedRequest({ requestId: `r${i}` }));
     expect(store.pendingCount("a")).toBe(5);
     expect(store.pendingCount()).toBe(10);
     expect((await store.drain("a", 2)).map((r) => r.requestId)).toEqual(["r1", "r2"]);
@@ -302,7 +288,7 @@ describe("MirrorStore on :memory:", () => {
 
   it("keeps what oldest() reads buffered until recordResults removes it and counts the results", async () => {
     await addFull("a");
-    for (let i = 1; i <= 3; i++) await store.capture(mirroredRequest({ requestId: `r${i}` }));
+    for (let i = 1; i <= 3; i++) await store.capture(capturedRequest({ requestId: `r${i}` }));
     const batch = store.oldest("a", 2);
     expect(batch.map((b) => b.request.requestId)).toEqual(["r1", "r2"]);
     expect(batch[0]!.seq).toBeLessThan(batch[1]!.seq);
@@ -320,7 +306,7 @@ describe("MirrorStore on :memory:", () => {
 
   it("does not count requests twice when a Drain took some of a dispatched batch meanwhile", async () => {
     await addFull("a");
-    for (let i = 1; i <= 3; i++) await store.capture(mirroredRequest({ requestId: `r${i}` }));
+    for (let i = 1; i <= 3; i++) await store.capture(capturedRequest({ requestId: `r${i}` }));
     const batch = store.oldest("a", 3);
     expect((await store.drain("a", 2)).map((r) => r.requestId)).toEqual(["r1", "r2"]);
     expect(store.pendingCount("a")).toBe(1);
@@ -331,11 +317,11 @@ describe("MirrorStore on :memory:", () => {
 
   it("never removes a request captured after a concurrent Drain emptied the dispatched batch's rows", async () => {
     await addFull("a");
-    for (let i = 1; i <= 3; i++) await store.capture(mirroredRequest({ requestId: `r${i}` }));
+    for (let i = 1; i <= 3; i++) await store.capture(capturedRequest({ requestId: `r${i}` }));
     const batch = store.oldest("a", 3);
     // A Drain takes the whole batch while it is being sent, then a new request arrives.
     expect(await drainIds("a")).toEqual(["r1", "r2", "r3"]);
-    await store.capture(mirroredRequest({ requestId: "r4" }));
+    await store.capture(capturedRequest({ requestId: "r4" }));
     await store.recordResults(store.mirror("a"), batch, batch.map(({ request }) => mirrorResult({ requestId: request.requestId, mirrorId: "a" })));
     // r4 was never sent: it must still be pending.
     expect(store.pendingCount("a")).toBe(1);
@@ -344,18 +330,18 @@ describe("MirrorStore on :memory:", () => {
 
   it("never hands out a new request under a drained seq across mirrors either", async () => {
     await addFull("a", "b");
-    await store.capture(mirroredRequest({ requestId: "r1" }));
+    await store.capture(capturedRequest({ requestId: "r1" }));
     const batchA = store.oldest("a", 10);
     await store.drain("a", 10);
     await store.drain("b", 10);
-    await store.capture(mirroredRequest({ requestId: "r2" }));
+    await store.capture(capturedRequest({ requestId: "r2" }));
     const fresh = store.oldest("a", 10);
     expect(fresh.map((b) => b.seq).some((seq) => batchA.some((old) => old.seq === seq))).toBe(false);
   });
 
   it("records nothing for a mirror removed while its batch was sent", async () => {
     await addFull("a");
-    await store.capture(mirroredRequest({ requestId: "r1" }));
+    await store.capture(capturedRequest({ requestId: "r1" }));
     const config = store.mirror("a");
     const batch = store.oldest("a", 1);
     await store.remove("a");
@@ -366,12 +352,12 @@ describe("MirrorStore on :memory:", () => {
 
   it("records nothing into a mirror re-added under the same id while the old one's batch was sent", async () => {
     await addFull("a");
-    await store.capture(mirroredRequest({ requestId: "r1" }));
+    await store.capture(capturedRequest({ requestId: "r1" }));
     const config = store.mirror("a");
     const batch = store.oldest("a", 1);
     await store.remove("a");
     await store.add(mirrorConfig({ mirrorId: "a", createdAtMs: nowMs + 1 }));
-    await store.capture(mirroredRequest({ requestId: "r2" }));
+    await store.capture(capturedRequest({ requestId: "r2" }));
     await store.recordResults(config, batch, [mirrorResult({ requestId: "r1", mirrorId: "a", diffDetected: true, diffFields: ["x"] })]);
     expect(store.mirrorStats("a")).toEqual({ captured: 1, dropped: 0, pending: 1, dispatched: 0, failed: 0, diffs: 0 });
     expect(store.tally("a").results).toBe(0);
@@ -380,8 +366,8 @@ describe("MirrorStore on :memory:", () => {
 
   it("removes a mirror with its buffer, counters and tally; re-adding it starts from zero", async () => {
     await addFull("a", "b");
-    await store.capture(mirroredRequest({ requestId: "r1" }));
-    await store.capture(mirroredRequest({ requestId: "r2" }));
+    await store.capture(capturedRequest({ requestId: "r1" }));
+    await store.capture(capturedRequest({ requestId: "r2" }));
     const batch = store.oldest("a", 1);
     await store.recordResults(store.mirror("a"), batch, [mirrorResult({ requestId: "r1", mirrorId: "a", diffDetected: true, diffFields: ["x"] })]);
     await store.remove("a");
@@ -441,12 +427,12 @@ describe("MirrorStore after a failed write", () => {
     await addFull("a", "b", "c");
     db.exec(`CREATE TRIGGER fail_b BEFORE INSERT ON mirror_buffer WHEN NEW.mirror_id = 'b'
              BEGIN SELECT RAISE(ABORT, 'injected failure'); END`);
-    expect(((await rejection(store.capture(mirroredRequest({ requestId: "r1" })))) as Error).message).toBe("injected failure");
+    expect(((await rejection(store.capture(capturedRequest({ requestId: "r1" })))) as Error).message).toBe("injected failure");
     expect(store.mirrorStats("a")).toMatchObject({ captured: 0, pending: 0 });
     expect(store.pendingCount()).toBe(0);
     expectConsistent();
     db.exec("DROP TRIGGER fail_b");
-    expect((await store.capture(mirroredRequest({ requestId: "r2" }))).map((c) => c.queued)).toEqual([1, 1, 1]);
+    expect((await store.capture(capturedRequest({ requestId: "r2" }))).map((c) => c.queued)).toEqual([1, 1, 1]);
     expect(await drainIds("a")).toEqual(["r2"]);
     expectConsistent();
   });
@@ -455,17 +441,17 @@ describe("MirrorStore after a failed write", () => {
     await addFull("a", "b");
     db.exec(`CREATE TRIGGER fail_r2 BEFORE INSERT ON mirror_payloads WHEN NEW.request LIKE '%"r2"%'
              BEGIN SELECT RAISE(ABORT, 'injected failure'); END`);
-    await store.capture(mirroredRequest({ requestId: "r0" }));
+    await store.capture(capturedRequest({ requestId: "r0" }));
     const settled = await Promise.allSettled([
-      store.capture(mirroredRequest({ requestId: "r1" })),
+      store.capture(capturedRequest({ requestId: "r1" })),
       store.add(mirrorConfig({ mirrorId: "c" })),
-      store.capture(mirroredRequest({ requestId: "r2" })),
+      store.capture(capturedRequest({ requestId: "r2" })),
     ]);
     expect(settled.map((s) => s.status)).toEqual(["rejected", "fulfilled", "rejected"]);
     expect(store.mirror("c").mirrorId).toBe("c");
     expectConsistent();
     db.exec("DROP TRIGGER fail_r2");
-    expect((await store.capture(mirroredRequest({ requestId: "r3" }))).map((c) => c.queued)).toEqual([1, 1, 1]);
+    expect((await store.capture(capturedRequest({ requestId: "r3" }))).map((c) => c.queued)).toEqual([1, 1, 1]);
     expect(await drainIds("a")).toEqual(["r0", "r3"]);
     expect(await drainIds("c")).toEqual(["r3"]);
     expect(store.mirrorStats("a")).toMatchObject({ captured: 2 });
@@ -492,14 +478,14 @@ describe("MirrorStore after a failed write", () => {
 
   it("reloads memory when a failure rolls back the whole batch", async () => {
     await addFull("a");
-    await store.capture(mirroredRequest({ requestId: "r0" }));
+    await store.capture(capturedRequest({ requestId: "r0" }));
     db.exec(`CREATE TRIGGER fail_all BEFORE INSERT ON mirror_payloads WHEN NEW.request LIKE '%"boom"%'
              BEGIN SELECT RAISE(ROLLBACK, 'batch lost'); END`);
     const settled = await Promise.allSettled([
       store.add(mirrorConfig({ mirrorId: "b" })),
-      store.capture(mirroredRequest({ requestId: "r1" })),
+      store.capture(capturedRequest({ requestId: "r1" })),
       store.setEnabled("a", false),
-      store.capture(mirroredRequest({ requestId: "boom" })),
+      store.capture(capturedRequest({ requestId: "boom" })),
     ]);
     expect(settled.map((s) => s.status)).toEqual(["rejected", "rejected", "rejected", "rejected"]);
     expect(store.mirrors().map((m) => [m.mirrorId, m.enabled])).toEqual([["a", true]]);
@@ -526,7 +512,7 @@ describe("MirrorStore on a file", () => {
     await store.add(mirrorConfig({ mirrorId: "a", bufferSize: 3, redactHeaders: ["x-session"] }));
     await store.add(mirrorConfig({ mirrorId: "b", enabled: false }));
     for (let i = 1; i <= 5; i++) {
-      await store.capture(mirroredRequest({ requestId: `r${i}`, headers: { "x-session": "s", accept: "*/*" }, rawBody: new Uint8Array([i]) }));
+      await store.capture(capturedRequest({ requestId: `r${i}`, headers: { "x-session": "s", accept: "*/*" }, rawBody: new Uint8Array([i]) }));
     }
     const batch = store.oldest("a", 1);
     await store.recordResults(store.mirror("a"), batch, [
@@ -547,8 +533,8 @@ describe("MirrorStore on a file", () => {
       expect(store.log.currentRevision).toBe(2);
       expect(store.log.readAfter(0, 10).map((c) => c.events[0]!.kind)).toEqual(["added", "added"]);
       // The buffer still enforces its size with the reloaded pending count.
-      expect(await store.capture(mirroredRequest({ requestId: "r6" }))).toEqual([{ mirrorId: "a", queued: 1, dropped: 0 }]);
-      expect(await store.capture(mirroredRequest({ requestId: "r7" }))).toEqual([{ mirrorId: "a", queued: 0, dropped: 1 }]);
+      expect(await store.capture(capturedRequest({ requestId: "r6" }))).toEqual([{ mirrorId: "a", queued: 1, dropped: 0 }]);
+      expect(await store.capture(capturedRequest({ requestId: "r7" }))).toEqual([{ mirrorId: "a", queued: 0, dropped: 1 }]);
       const drained = await store.drain("a", 10);
       expect(drained.map((r) => r.requestId)).toEqual(["r2", "r3", "r6"]);
       expect(drained[0]!.headers).toEqual({ "x-session": redactedValue, accept: "*/*" });
@@ -574,7 +560,7 @@ describe("MirrorStore on a file", () => {
     open(path);
     try {
       expect(store.mirrorStats("a")).toMatchObject({ captured: 2, pending: 2 });
-      expect(await store.capture(mirroredRequest({ requestId: "new-1" }))).toEqual([
+      expect(await store.capture(capturedRequest({ requestId: "new-1" }))).toEqual([
         { mirrorId: "a", queued: 1, dropped: 0 },
         { mirrorId: "b", queued: 1, dropped: 0 },
       ]);
