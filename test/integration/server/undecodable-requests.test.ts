@@ -1,12 +1,11 @@
 import { create, toBinary } from "@bufbuild/protobuf";
-import { Client, credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Health } from "../../../gen/grpc/health/v1/health_pb.js";
 import { ServerReflection } from "../../../gen/grpc/reflection/v1/reflection_pb.js";
 import { CaptureStreamRequestSchema, MirrorMode, MirrorService } from "../../../gen/latticeforge/mirror/v1/mirror_pb.js";
 import { RegistryService } from "../../../gen/latticeforge/registry/v1/registry_pb.js";
 import { startTestControlPlane, type TestControlPlane } from "../../fixtures/control-plane.js";
-import { within } from "../../fixtures/streams.js";
+import { rawCall } from "../../fixtures/raw-calls.js";
 
 /** Bytes no message decodes: a length-delimited field 1 whose length runs past the end. */
 const garbage = Uint8Array.of(0x0a, 0xff);
@@ -16,84 +15,6 @@ const healthWatchPath = `/${Health.typeName}/Watch`;
 const reflectionPath = `/${ServerReflection.typeName}/ServerReflectionInfo`;
 const opts = { timeoutMs: 5000 };
 const registerAnswer = "request is not a valid latticeforge.registry.v1.RegisterRequest: premature EOF";
-
-/** A grpc-js client that sends bytes as they are. */
-function rawClient(address: string): Client {
-  return new Client(address, credentials.createInsecure());
-}
-
-/** A unary call of `path` with `bytes` as the request; resolves with its error. */
-function rawUnary(address: string, path: string, bytes: Uint8Array): Promise<ServiceError | undefined> {
-  const client = rawClient(address);
-  const call = new Promise<ServiceError | undefined>((resolve) => {
-    client.makeUnaryRequest(
-      path,
-      (message: Uint8Array) => Buffer.from(message),
-      (answer: Buffer) => answer,
-      bytes,
-      new Metadata(),
-      { deadline: Date.now() + 5000 },
-      (error) => resolve(error ?? undefined),
-    );
-  });
-  return within(call, 6000, path).finally(() => client.close());
-}
-
-/** A client-streaming call of `path` sending `messages` as they are; resolves with its error. */
-function rawClientStream(address: string, path: string, messages: readonly Uint8Array[]): Promise<ServiceError | undefined> {
-  const client = rawClient(address);
-  const call = new Promise<ServiceError | undefined>((resolve) => {
-    const stream = client.makeClientStreamRequest(
-      path,
-      (message: Uint8Array) => Buffer.from(message),
-      (answer: Buffer) => answer,
-      new Metadata(),
-      { deadline: Date.now() + 5000 },
-      (error) => resolve(error ?? undefined),
-    );
-    for (const message of messages) stream.write(message);
-    stream.end();
-  });
-  return within(call, 6000, path).finally(() => client.close());
-}
-
-/** A server-streaming call of `path` with `bytes` as the request; resolves with its error. */
-function rawServerStream(address: string, path: string, bytes: Uint8Array): Promise<ServiceError | undefined> {
-  const client = rawClient(address);
-  const call = new Promise<ServiceError | undefined>((resolve) => {
-    const stream = client.makeServerStreamRequest(
-      path,
-      (message: Uint8Array) => Buffer.from(message),
-      (answer: Buffer) => answer,
-      bytes,
-      new Metadata(),
-      { deadline: Date.now() + 5000 },
-    );
-    stream.on("data", () => undefined);
-    stream.on("error", (error: ServiceError) => resolve(error));
-    stream.on("end", () => resolve(undefined));
-  });
-  return within(call, 6000, path).finally(() => client.close());
-}
-
-/** A bidi call of `path` sending `bytes` and then waiting; resolves with its error. */
-function rawBidi(address: string, path: string, bytes: Uint8Array): Promise<ServiceError | undefined> {
-  const client = rawClient(address);
-  const call = new Promise<ServiceError | undefined>((resolve) => {
-    const stream = client.makeBidiStreamRequest(
-      path,
-      (message: Uint8Array) => Buffer.from(message),
-      (answer: Buffer) => answer,
-      new Metadata(),
-      { deadline: Date.now() + 5000 },
-    );
-    stream.on("data", () => undefined);
-    stream.on("error", (error: ServiceError) => resolve(error));
-    stream.on("end", () => resolve(undefined));
-    stream.write(bytes);
-  });
-  return within(call, 6000, path).finally(() => client.close());
-}
 
 /** One gRPC-Web frame: flags, big-endian length, payload. */
 function grpcWebFrame(flags: number, payload: Uint8Array): Uint8Array {
@@ -137,7 +58,7 @@ describe("request bytes that are not the request message", () => {
   });
 
   it("answer a unary call INVALID_ARGUMENT naming `request` over grpc-js, and count it", async () => {
-    const error = await rawUnary(server.grpcAddress, registerPath, garbage);
+    const error = await rawCall(server.grpcAddress, registerPath, "unary", [garbage]);
     expect(error?.code).toBe(3);
     expect(error?.details).toBe(registerAnswer);
     const metrics = await (await fetch(`${server.httpBaseUrl}/metrics`)).text();
@@ -163,7 +84,7 @@ describe("request bytes that are not the request message", () => {
     expect(trailers.get("grpc-status")).toBe("3");
     expect(decodeURIComponent(trailers.get("grpc-message") ?? "")).toBe(registerAnswer);
 
-    const grpc = await rawUnary(httpAddress, registerPath, garbage);
+    const grpc = await rawCall(httpAddress, registerPath, "unary", [garbage]);
     expect(grpc?.code).toBe(3);
     // connect-node percent-encodes grpc-message more than the spec asks, and grpc-js does not decode it.
     expect(decodeURIComponent(grpc?.details ?? "")).toBe(registerAnswer);
@@ -177,7 +98,7 @@ describe("request bytes that are not the request message", () => {
       [server.grpcAddress, "over-grpc"],
       [httpAddress, "over-http"],
     ] as const) {
-      const error = await rawClientStream(address, captureStreamPath, [valid(requestId), garbage]);
+      const error = await rawCall(address, captureStreamPath, "client_stream", [valid(requestId), garbage]);
       expect(error?.code).toBe(3);
       expect(decodeURIComponent(error?.details ?? "")).toBe("request is not a valid latticeforge.mirror.v1.CaptureStreamRequest: premature EOF");
     }
@@ -189,10 +110,10 @@ describe("request bytes that are not the request message", () => {
 
   it("fail a server stream and a bidi stream INVALID_ARGUMENT naming `request` on both ports", async () => {
     for (const address of [server.grpcAddress, httpAddress]) {
-      const watch = await rawServerStream(address, healthWatchPath, garbage);
+      const watch = await rawCall(address, healthWatchPath, "server_stream", [garbage]);
       expect(watch?.code).toBe(3);
       expect(decodeURIComponent(watch?.details ?? "")).toBe("request is not a valid grpc.health.v1.HealthCheckRequest: premature EOF");
-      const reflection = await rawBidi(address, reflectionPath, garbage);
+      const reflection = await rawCall(address, reflectionPath, "bidi", [garbage]);
       expect(reflection?.code).toBe(3);
       expect(decodeURIComponent(reflection?.details ?? "")).toBe(
         "request is not a valid grpc.reflection.v1.ServerReflectionRequest: premature EOF",

@@ -6,13 +6,13 @@
  */
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
-import { Client, credentials, Metadata, status, type ServiceError } from "@grpc/grpc-js";
+import { status } from "@grpc/grpc-js";
 import { describe, expect, it } from "vitest";
 import { IngestBatchRequestSchema, TraceCollectorService, type Span } from "../../../gen/latticeforge/tracing/v1/tracing_pb.js";
 import { ExportTraceServiceRequestSchema, TraceService } from "../../../gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js";
 import { controlPlanesPerTest, type TestControlPlane } from "../../fixtures/control-plane.js";
 import { decodeCounts } from "../../fixtures/decode-metrics.js";
-import { within } from "../../fixtures/streams.js";
+import { rawCall } from "../../fixtures/raw-calls.js";
 import { callOptions as opts, newTraceId, rpcError, spanId, spanMessage } from "../../fixtures/tracing.js";
 
 const start = controlPlanesPerTest();
@@ -34,22 +34,7 @@ function traceOf(count: number): { trace: string; spans: Span[] } {
   return { trace, spans };
 }
 
-/** Sends raw bytes as an IngestBatch request over the gRPC port. */
-function ingestRawBytes(address: string, bytes: Uint8Array): Promise<ServiceError | undefined> {
-  const client = new Client(address, credentials.createInsecure());
-  const call = new Promise<ServiceError | undefined>((resolve) => {
-    client.makeUnaryRequest(
-      `/${TraceCollectorService.typeName}/IngestBatch`,
-      (message: Uint8Array) => Buffer.from(message),
-      (answer: Buffer) => answer,
-      bytes,
-      new Metadata(),
-      { deadline: Date.now() + 5000 },
-      (error) => resolve(error ?? undefined),
-    );
-  });
-  return within(call, 6000, "IngestBatch").finally(() => client.close());
-}
+const ingestBatchPath = `/${TraceCollectorService.typeName}/IngestBatch`;
 
 describe("offloaded decoding", () => {
   let server: TestControlPlane;
@@ -85,7 +70,7 @@ describe("offloaded decoding", () => {
   it("answers request bytes that do not decode with INVALID_ARGUMENT, large or small", async () => {
     server = await start();
     for (const bytes of [new Uint8Array(20_000).fill(0xff), new Uint8Array([0x0a, 0xff])]) {
-      const error = await ingestRawBytes(server.grpcAddress, bytes);
+      const error = await rawCall(server.grpcAddress, ingestBatchPath, "unary", [bytes]);
       expect(error?.code).toBe(status.INVALID_ARGUMENT);
       expect(error?.details).toMatch(/^request is not a valid latticeforge\.tracing\.v1\.IngestBatchRequest: \S/);
     }
@@ -141,7 +126,7 @@ describe("offloaded decoding", () => {
     await expect(server.grpc(TraceCollectorService).ingestBatch({ spans }, opts)).resolves.toMatchObject({ ingested: 300 });
     expect((await server.grpc(TraceCollectorService).getTrace({ traceId: trace }, opts)).trace?.spans).toHaveLength(300);
     expect(await decodeCounts(server)).toEqual({});
-    const error = await ingestRawBytes(server.grpcAddress, new Uint8Array(20_000).fill(0xff));
+    const error = await rawCall(server.grpcAddress, ingestBatchPath, "unary", [new Uint8Array(20_000).fill(0xff)]);
     expect(error?.code).toBe(status.INVALID_ARGUMENT);
     expect(error?.details).toMatch(/^request is not a valid latticeforge\.tracing\.v1\.IngestBatchRequest: \S/);
   });
