@@ -21,7 +21,7 @@ import { createGrpcServer, grpcServerCredentials, type TlsMaterial } from "./tra
 import { createHttpServer, type HttpPort } from "./transport/http-server.js";
 import { inlineDecoder } from "./rpc/offload-specs.js";
 import { DecodePool } from "./transport/decode-pool.js";
-import { instrumentService } from "./transport/instrument.js";
+import { instrumentService, rejectedCallRecorder } from "./transport/instrument.js";
 import { createProbeRoutes } from "./transport/probes.js";
 import type { AdjustXdsResource } from "./xds/ads-server.js";
 
@@ -130,6 +130,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     ]),
     maxMessageBytes: config.maxMessageBytes,
     shutdownSignal: shutdownController.signal,
+    recordRejectedCall: rejectedCallRecorder({ metrics, logger, shutdownSignal: shutdownController.signal }),
     ...(tls !== undefined ? { tls } : {}),
   });
 

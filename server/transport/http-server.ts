@@ -9,7 +9,7 @@ import { precodedBytesOf } from "../rpc/precoded-response.js";
 import type { ServiceRegistration } from "../rpc/service-registration.js";
 import { peerKey } from "./call-context.js";
 import type { TlsMaterial } from "./grpc-server.js";
-import { undecodableRequestGate, undecodableRequestInterceptor } from "./undecodable-requests.js";
+import { undecodableRequestHandling, type RejectedCallRecorder } from "./undecodable-requests.js";
 
 /** A request handler for plain HTTP routes on the HTTP port (probes, metrics, OTLP/HTTP). */
 export type HttpRoute = (
@@ -27,6 +27,8 @@ export interface HttpServerOptions {
   readonly maxMessageBytes: number;
   /** Aborted when shutdown begins; linked into every call's context signal. */
   readonly shutdownSignal: AbortSignal;
+  /** Records the calls connect-node answers before their handler runs (undecodable requests). */
+  readonly recordRejectedCall: RejectedCallRecorder;
   readonly tls?: TlsMaterial;
 }
 
@@ -54,6 +56,7 @@ export function createHttpServer(options: HttpServerOptions): HttpPort {
   let inFlight = 0;
   let idle: (() => void) | undefined;
   const peers = new WeakMap<ServerHttp2Session, string>();
+  const undecodable = undecodableRequestHandling(options.recordRejectedCall);
   const rpc = connectNodeAdapter({
     routes: (router) => {
       for (const { service, impl } of options.registrations) router.service(service, impl);
@@ -62,8 +65,8 @@ export function createHttpServer(options: HttpServerOptions): HttpPort {
     writeMaxBytes: options.maxMessageBytes,
     shutdownSignal: options.shutdownSignal,
     contextValues: (req) => createContextValues().set(peerKey, peerOf(req, peers)),
-    interceptors: [undecodableRequestInterceptor, materializePrecoded],
-    requestGate: undecodableRequestGate,
+    interceptors: [undecodable.interceptor, materializePrecoded],
+    requestGate: undecodable.requestGate,
   });
   const handle = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void => {
     if (options.shutdownSignal.aborted) {

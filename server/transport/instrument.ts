@@ -71,8 +71,40 @@ export function instrumentService(registration: ServiceRegistration, options: In
   return { ...registration, impl: impl as unknown as ServiceRegistration["impl"] };
 }
 
+/**
+ * Records a call the transport answered before its handler ran (the HTTP
+ * port's undecodable unary and server-streaming requests, see
+ * `undecodable-requests.ts`): counted and logged like a call that failed in
+ * its handler.
+ */
+export function rejectedCallRecorder(options: InstrumentOptions): (method: DescMethod, ctx: HandlerContext, error: ConnectError) => void {
+  return (method, ctx, error) => {
+    const observer = methodObserver(method, options);
+    observer.finish(observer.start(), error.code, ctx, error);
+  };
+}
+
+type MethodObserver = ReturnType<typeof createMethodObserver>;
+
+/** Each method's observer, per metrics registry: one set of series per method, whoever records. */
+const observers = new WeakMap<ServerMetrics, Map<DescMethod, MethodObserver>>();
+
+function methodObserver(method: DescMethod, options: InstrumentOptions): MethodObserver {
+  let byMethod = observers.get(options.metrics);
+  if (byMethod === undefined) {
+    byMethod = new Map();
+    observers.set(options.metrics, byMethod);
+  }
+  let observer = byMethod.get(method);
+  if (observer === undefined) {
+    observer = createMethodObserver(method, options);
+    byMethod.set(method, observer);
+  }
+  return observer;
+}
+
 /** Per-method statistics and the completion bookkeeping (metrics and logs). */
-function methodObserver(method: DescMethod, { metrics, logger }: InstrumentOptions) {
+function createMethodObserver(method: DescMethod, { metrics, logger }: InstrumentOptions) {
   const stats = metrics.rpc.method({
     grpc_type: grpcTypeByKind[method.methodKind],
     grpc_service: method.parent.typeName,

@@ -9,11 +9,10 @@
  *   ({@link decodedRequest}; `abortableRequests` for request streams), so it
  *   is logged and counted like any invalid request.
  * - HTTP port: connect-node parses a unary request before any interceptor
- *   runs, and a streamed one as the call reads it. {@link undecodableRequestInterceptor}
- *   maps the parse error of a streamed message; {@link undecodableRequestGate}
- *   rewrites a unary request's in place. Both must be installed.
+ *   runs, and a streamed one as the call reads it; see
+ *   {@link undecodableRequestHandling}.
  */
-import type { DescMessage } from "@bufbuild/protobuf";
+import type { DescMessage, DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import { decodeMessage, UndecodableRequestError } from "../rpc/offloaded-decoding.js";
 import { toConnectError } from "./error-mapping.js";
@@ -45,43 +44,68 @@ export function decodedRequest<T>(request: T): T {
   return request;
 }
 
-/** Set once a connect-node call reached the interceptors: its unary request decoded. */
-const reachedInterceptorsKey = createContextKey(false, { description: "latticeforge.reached-interceptors" });
+/** Records a call answered before its handler ran (see `rejectedCallRecorder`). */
+export type RejectedCallRecorder = (method: DescMethod, ctx: HandlerContext, error: ConnectError) => void;
+
+/** The HTTP port's handling of undecodable requests: install both parts. */
+export interface UndecodableRequestHandling {
+  /**
+   * The request gate: a unary request that does not decode gets the gRPC
+   * port's answer. connect-node answers that parse failure INTERNAL before
+   * any interceptor runs, and aborts the call's context with the error just
+   * before it writes it, in every protocol; a listener on the context's
+   * signal makes it INVALID_ARGUMENT in place. Only a call that never
+   * reached the interceptors is rewritten, so an error a handler threw is
+   * never blamed on the request. The edge tests pin this for Connect,
+   * gRPC-Web and gRPC on the HTTP port.
+   */
+  readonly requestGate: (context: HandlerContext) => void;
+  /**
+   * The interceptor: notes that the call got this far, and makes a streamed
+   * request message that does not decode fail its read with the same
+   * INVALID_ARGUMENT.
+   */
+  readonly interceptor: Interceptor;
+}
+
+/** The call's context, kept by the gate; unset once the call reached the interceptors. */
+const gatedContextKey = createContextKey<HandlerContext | undefined>(undefined, { description: "latticeforge.gated-context" });
 
 /**
- * A connect-node interceptor: notes that the call got this far (see
- * {@link undecodableRequestGate}) and makes a streamed request message that
- * does not decode fail its read with the gRPC port's INVALID_ARGUMENT.
+ * The HTTP port's handling of undecodable requests. Calls answered before
+ * their handler ran (unary, and server-streaming, whose one request
+ * connect-node reads first) go to `record`; the handler's instrumentation
+ * records every other call.
  */
-export const undecodableRequestInterceptor: Interceptor = (next) => (request) => {
-  request.contextValues.set(reachedInterceptorsKey, true);
-  if (!request.stream) return next(request);
-  return next({ ...request, message: withReadFailuresMapped(request.message, request.method.input) });
-};
-
-/**
- * A connect-node request gate that gives a unary call whose request does not
- * decode the gRPC port's answer. connect-node answers that parse failure
- * INTERNAL before any interceptor runs, and aborts the call's context with
- * the error just before it writes it, in every protocol; a listener on the
- * context's signal makes it INVALID_ARGUMENT in place. Only a call that never
- * reached the interceptors is rewritten, so an error a handler threw is never
- * blamed on the request. The edge tests pin this for Connect, gRPC-Web and
- * gRPC on the HTTP port.
- */
-export function undecodableRequestGate(context: HandlerContext): void {
-  const { signal } = context;
-  signal.addEventListener(
-    "abort",
-    () => {
-      const error: unknown = signal.reason;
-      if (context.values.get(reachedInterceptorsKey)) return;
-      const mapped = invalidArgumentFor(error, context.method.input);
-      if (mapped === undefined) return;
-      Object.assign(error as ConnectError, { code: mapped.code, rawMessage: mapped.rawMessage, message: mapped.message });
-    },
-    { once: true },
-  );
+export function undecodableRequestHandling(record: RejectedCallRecorder): UndecodableRequestHandling {
+  const requestGate = (context: HandlerContext): void => {
+    context.values.set(gatedContextKey, context);
+    const { signal } = context;
+    signal.addEventListener(
+      "abort",
+      () => {
+        if (context.values.get(gatedContextKey) === undefined) return;
+        const error: unknown = signal.reason;
+        const mapped = invalidArgumentFor(error, context.method.input);
+        if (mapped === undefined) return;
+        Object.assign(error as ConnectError, { code: mapped.code, rawMessage: mapped.rawMessage, message: mapped.message });
+        record(context.method, context, error as ConnectError);
+      },
+      { once: true },
+    );
+  };
+  const interceptor: Interceptor = (next) => (request) => {
+    const context = request.contextValues.get(gatedContextKey);
+    request.contextValues.set(gatedContextKey, undefined);
+    if (!request.stream) return next(request);
+    const { method } = request;
+    const onUndecodable =
+      method.methodKind === "server_streaming" && context !== undefined
+        ? (error: ConnectError) => record(method, context, error)
+        : undefined;
+    return next({ ...request, message: withReadFailuresMapped(request.message, method.input, onUndecodable) });
+  };
+  return { requestGate, interceptor };
 }
 
 /** connect-node's prefix of a binary request that does not decode, thrown as INTERNAL. */
@@ -96,11 +120,21 @@ function invalidArgumentFor(error: unknown, input: DescMessage): ConnectError | 
   return toConnectError(new UndecodableRequestError(input.typeName, error.rawMessage.slice(parseBinaryPrefix.length))).error;
 }
 
-/** `messages`, with a read that fails to parse failing with {@link invalidArgumentFor}'s error instead. */
-async function* withReadFailuresMapped<T>(messages: AsyncIterable<T>, input: DescMessage): AsyncGenerator<T> {
+/**
+ * `messages`, with a read that fails to parse failing with
+ * {@link invalidArgumentFor}'s error instead, which `onUndecodable` sees first.
+ */
+async function* withReadFailuresMapped<T>(
+  messages: AsyncIterable<T>,
+  input: DescMessage,
+  onUndecodable: ((error: ConnectError) => void) | undefined,
+): AsyncGenerator<T> {
   try {
     yield* messages;
   } catch (error) {
-    throw invalidArgumentFor(error, input) ?? error;
+    const mapped = invalidArgumentFor(error, input);
+    if (mapped === undefined) throw error;
+    onUndecodable?.(mapped);
+    throw mapped;
   }
 }

@@ -5,20 +5,16 @@ import { MirrorService } from "../../../gen/latticeforge/mirror/v1/mirror_pb.js"
 import { RegistryService, ResolveRequestSchema } from "../../../gen/latticeforge/registry/v1/registry_pb.js";
 import { UndecodableRequestError } from "../../../server/rpc/offloaded-decoding.js";
 import { abortableRequests } from "../../../server/transport/abortable-requests.js";
-import {
-  decodedRequest,
-  tolerantDeserializer,
-  undecodableRequestGate,
-  undecodableRequestInterceptor,
-} from "../../../server/transport/undecodable-requests.js";
+import { decodedRequest, tolerantDeserializer, undecodableRequestHandling } from "../../../server/transport/undecodable-requests.js";
 
 const resolve = RegistryService.method.resolve;
 const captureStream = MirrorService.method.captureStream;
+const watchMirrors = MirrorService.method.watchMirrors;
 const garbage = Buffer.from([0x0a, 0xff]);
 /** What connect-node throws for a binary request that does not decode. */
 const parseFailure = (): ConnectError => new ConnectError("parse binary: premature EOF", Code.Internal);
 
-function contextOf(method: typeof resolve | typeof captureStream) {
+function contextOf(method: typeof resolve | typeof captureStream | typeof watchMirrors) {
   return createHandlerContext({
     service: method.parent,
     method,
@@ -75,18 +71,52 @@ describe("tolerantDeserializer and decodedRequest (gRPC port)", () => {
   });
 });
 
-describe("undecodableRequestGate and undecodableRequestInterceptor (HTTP port)", () => {
-  it("turn connect-node's parse failure of a unary request into INVALID_ARGUMENT naming `request`, in place", () => {
+describe("undecodableRequestHandling (HTTP port)", () => {
+  /** The handling, with what it records as [method name, code] pairs. */
+  function handling() {
+    const recorded: [string, Code][] = [];
+    return { recorded, ...undecodableRequestHandling((method, _ctx, error) => recorded.push([method.name, error.code])) };
+  }
+
+  /** Runs `interceptor` on a stream request of `method` whose messages are `items`; returns what the next step got. */
+  async function intercepted(
+    { interceptor }: ReturnType<typeof handling>,
+    method: typeof captureStream | typeof watchMirrors,
+    context: ReturnType<typeof contextOf>,
+    items: (string | Error)[],
+  ): Promise<AsyncIterable<unknown>> {
+    let seen: AsyncIterable<unknown> | undefined;
+    const request = { stream: true, method, contextValues: context.values, message: messages(...items) } as unknown as StreamRequest;
+    await interceptor(async (next) => {
+      seen = (next as StreamRequest).message;
+      return {} as never;
+    })(request);
+    return seen!;
+  }
+
+  /** Reads `stream` to its end or failure: what it yielded and how it failed. */
+  async function readAll(stream: AsyncIterable<unknown>): Promise<{ read: unknown[]; failure: unknown }> {
+    const read: unknown[] = [];
+    const failure = await (async () => {
+      for await (const message of stream) read.push(message);
+    })().catch((error: unknown) => error);
+    return { read, failure };
+  }
+
+  it("turn connect-node's parse failure of a unary request into INVALID_ARGUMENT naming `request`, in place, and record it", () => {
+    const { recorded, requestGate } = handling();
     const context = contextOf(resolve);
-    undecodableRequestGate(context);
+    requestGate(context);
     const error = parseFailure();
     context.abort(error);
     expect(error.code).toBe(Code.InvalidArgument);
     expect(error.rawMessage).toBe("request is not a valid latticeforge.registry.v1.ResolveRequest: premature EOF");
     expect(error.message).toBe("[invalid_argument] request is not a valid latticeforge.registry.v1.ResolveRequest: premature EOF");
+    expect(recorded).toEqual([["Resolve", Code.InvalidArgument]]);
   });
 
   it("leave every other reason a call ends alone", () => {
+    const { recorded, requestGate } = handling();
     for (const reason of [
       new ConnectError("internal error", Code.Internal),
       new ConnectError("parse binary: premature EOF", Code.Unknown),
@@ -94,43 +124,47 @@ describe("undecodableRequestGate and undecodableRequestInterceptor (HTTP port)",
       undefined,
     ]) {
       const context = contextOf(resolve);
-      undecodableRequestGate(context);
+      requestGate(context);
       context.abort(reason);
       if (reason instanceof ConnectError) expect(reason.code).not.toBe(Code.InvalidArgument);
       expect(context.signal.reason).toBe(reason ?? context.signal.reason);
     }
+    expect(recorded).toEqual([]);
   });
 
   it("never blame the request for a parse error raised after the call reached the interceptors", async () => {
+    const { recorded, requestGate, interceptor } = handling();
     const context = contextOf(resolve);
-    undecodableRequestGate(context);
+    requestGate(context);
     const request = { stream: false, method: resolve, contextValues: context.values } as unknown as UnaryRequest;
-    await undecodableRequestInterceptor(async () => ({}) as never)(request);
+    await interceptor(async () => ({}) as never)(request);
     const error = parseFailure();
     context.abort(error);
     expect(error.code).toBe(Code.Internal);
+    expect(recorded).toEqual([]);
   });
 
-  it("fail a streamed message that does not parse with INVALID_ARGUMENT, after the messages before it", async () => {
+  it("fail a streamed message that does not parse with INVALID_ARGUMENT, after the messages before it, leaving the record to the handler", async () => {
+    const it = handling();
     const context = contextOf(captureStream);
-    let seen: AsyncIterable<unknown> | undefined;
-    const request = {
-      stream: true,
-      method: captureStream,
-      contextValues: context.values,
-      message: messages("first", parseFailure()),
-    } as unknown as StreamRequest;
-    await undecodableRequestInterceptor(async (next) => {
-      seen = (next as StreamRequest).message;
-      return {} as never;
-    })(request);
-    const read: unknown[] = [];
-    const failure = await (async () => {
-      for await (const message of seen!) read.push(message);
-    })().catch((error: unknown) => error);
+    it.requestGate(context);
+    const { read, failure } = await readAll(await intercepted(it, captureStream, context, ["first", parseFailure()]));
     expect(read).toEqual(["first"]);
     expect(failure).toBeInstanceOf(ConnectError);
     expect((failure as ConnectError).code).toBe(Code.InvalidArgument);
     expect((failure as ConnectError).rawMessage).toBe("request is not a valid latticeforge.mirror.v1.CaptureStreamRequest: premature EOF");
+    expect(it.recorded).toEqual([]);
+  });
+
+  it("record a server-streaming call whose one request does not parse: connect-node reads it before the handler", async () => {
+    const it = handling();
+    const context = contextOf(watchMirrors);
+    it.requestGate(context);
+    const { failure } = await readAll(await intercepted(it, watchMirrors, context, [parseFailure()]));
+    expect((failure as ConnectError).code).toBe(Code.InvalidArgument);
+    expect(it.recorded).toEqual([["WatchMirrors", Code.InvalidArgument]]);
+    const other = new ConnectError("boom", Code.Internal);
+    expect((await readAll(await intercepted(it, watchMirrors, context, [other]))).failure).toBe(other);
+    expect(it.recorded).toHaveLength(1);
   });
 });
