@@ -7,7 +7,7 @@ import { extractTraceContext } from "../../client/trace-context.js";
 import { abortableRequests } from "./abortable-requests.js";
 import { peerKey } from "./call-context.js";
 import { toConnectError } from "./error-mapping.js";
-import { decodedRequest } from "./undecodable-requests.js";
+import { decodedRequest, type RejectedCallRecorder } from "./undecodable-requests.js";
 
 /** What {@link instrumentService} needs from the server. */
 export interface InstrumentOptions {
@@ -72,15 +72,15 @@ export function instrumentService(registration: ServiceRegistration, options: In
 }
 
 /**
- * Records a call the transport answered before its handler ran (the HTTP
- * port's undecodable unary and server-streaming requests, see
- * `undecodable-requests.ts`): counted and logged like a call that failed in
- * its handler.
+ * Records a call the transport failed before its handler ran (on the HTTP
+ * port, see `undecodable-requests.ts`): counted and logged like a call that
+ * failed in its handler.
  */
-export function rejectedCallRecorder(options: InstrumentOptions): (method: DescMethod, ctx: HandlerContext, error: ConnectError) => void {
-  return (method, ctx, error) => {
+export function rejectedCallRecorder(options: InstrumentOptions): RejectedCallRecorder {
+  return (method, ctx, error, startedAt) => {
     const observer = methodObserver(method, options);
-    observer.finish(observer.start(), error.code, ctx, error);
+    observer.start();
+    observer.finish(startedAt, error.code, ctx, error);
   };
 }
 

@@ -44,66 +44,85 @@ export function decodedRequest<T>(request: T): T {
   return request;
 }
 
-/** Records a call answered before its handler ran (see `rejectedCallRecorder`). */
-export type RejectedCallRecorder = (method: DescMethod, ctx: HandlerContext, error: ConnectError) => void;
+/**
+ * Records a call that failed before its handler ran, which began at
+ * `startedAt` (`process.hrtime.bigint()`); see `rejectedCallRecorder`.
+ */
+export type RejectedCallRecorder = (method: DescMethod, ctx: HandlerContext, error: ConnectError, startedAt: bigint) => void;
 
-/** The HTTP port's handling of undecodable requests: install both parts. */
+/**
+ * The HTTP port's handling of requests connect-node rejects before the
+ * handler runs: install both parts.
+ */
 export interface UndecodableRequestHandling {
   /**
-   * The request gate: a unary request that does not decode gets the gRPC
-   * port's answer. connect-node answers that parse failure INTERNAL before
+   * The request gate. A unary request that does not decode gets the gRPC
+   * port's answer: connect-node answers that parse failure INTERNAL before
    * any interceptor runs, and aborts the call's context with the error just
    * before it writes it, in every protocol; a listener on the context's
-   * signal makes it INVALID_ARGUMENT in place. Only a call that never
-   * reached the interceptors is rewritten, so an error a handler threw is
-   * never blamed on the request. The edge tests pin this for Connect,
-   * gRPC-Web and gRPC on the HTTP port.
+   * signal makes it INVALID_ARGUMENT in place, and records it. So it does
+   * with every other error connect-node ends a call with before the
+   * interceptors (a JSON body that does not parse, a message too large, a
+   * bad timeout). A call that reached the interceptors is left alone, so an
+   * error a handler threw is never blamed on the request, nor recorded
+   * twice. The edge tests pin this for Connect, gRPC-Web and gRPC.
    */
   readonly requestGate: (context: HandlerContext) => void;
   /**
    * The interceptor: notes that the call got this far, and makes a streamed
    * request message that does not decode fail its read with the same
-   * INVALID_ARGUMENT.
+   * INVALID_ARGUMENT. A server-streaming call's one request is read before
+   * its handler runs, so its read failures are recorded here too.
    */
   readonly interceptor: Interceptor;
 }
 
-/** The call's context, kept by the gate; unset once the call reached the interceptors. */
-const gatedContextKey = createContextKey<HandlerContext | undefined>(undefined, { description: "latticeforge.gated-context" });
+/** Where a call stands for the gate: its context and start, until it reaches the interceptors. */
+interface GatedCall {
+  readonly context: HandlerContext;
+  readonly startedAt: bigint;
+}
+
+const gatedCallKey = createContextKey<GatedCall | undefined>(undefined, { description: "latticeforge.gated-call" });
 
 /**
- * The HTTP port's handling of undecodable requests. Calls answered before
- * their handler ran (unary, and server-streaming, whose one request
- * connect-node reads first) go to `record`; the handler's instrumentation
- * records every other call.
+ * The HTTP port's handling of undecodable requests, and of every call
+ * connect-node fails before the handler runs: those go to `record` (the
+ * handler's instrumentation records every other call).
  */
 export function undecodableRequestHandling(record: RejectedCallRecorder): UndecodableRequestHandling {
+  /** Records without letting a recorder bug escape into connect-node (or an abort listener). */
+  const recordSafely = (call: GatedCall, error: ConnectError): void => {
+    try {
+      record(call.context.method, call.context, error, call.startedAt);
+    } catch {
+      // Metrics and logs are best effort; the call is answered regardless.
+    }
+  };
   const requestGate = (context: HandlerContext): void => {
-    context.values.set(gatedContextKey, context);
+    const call: GatedCall = { context, startedAt: process.hrtime.bigint() };
+    context.values.set(gatedCallKey, call);
     const { signal } = context;
     signal.addEventListener(
       "abort",
       () => {
-        if (context.values.get(gatedContextKey) === undefined) return;
         const error: unknown = signal.reason;
+        if (context.values.get(gatedCallKey) === undefined || !(error instanceof ConnectError)) return;
         const mapped = invalidArgumentFor(error, context.method.input);
-        if (mapped === undefined) return;
-        Object.assign(error as ConnectError, { code: mapped.code, rawMessage: mapped.rawMessage, message: mapped.message });
-        record(context.method, context, error as ConnectError);
+        if (mapped !== undefined) Object.assign(error, { code: mapped.code, rawMessage: mapped.rawMessage, message: mapped.message });
+        recordSafely(call, error);
       },
       { once: true },
     );
   };
   const interceptor: Interceptor = (next) => (request) => {
-    const context = request.contextValues.get(gatedContextKey);
-    request.contextValues.set(gatedContextKey, undefined);
+    const call = request.contextValues.get(gatedCallKey);
+    request.contextValues.set(gatedCallKey, undefined);
     if (!request.stream) return next(request);
     const { method } = request;
-    const onUndecodable =
-      method.methodKind === "server_streaming" && context !== undefined
-        ? (error: ConnectError) => record(method, context, error)
-        : undefined;
-    return next({ ...request, message: withReadFailuresMapped(request.message, method.input, onUndecodable) });
+    const onReadFailure =
+      method.methodKind === "server_streaming" && call !== undefined ? (error: ConnectError) => recordSafely(call, error) : undefined;
+    return next({ ...request, message: withReadFailuresMapped(request.message, method.input, onReadFailure) });
   };
   return { requestGate, interceptor };
 }
@@ -122,19 +141,19 @@ function invalidArgumentFor(error: unknown, input: DescMessage): ConnectError | 
 
 /**
  * `messages`, with a read that fails to parse failing with
- * {@link invalidArgumentFor}'s error instead, which `onUndecodable` sees first.
+ * {@link invalidArgumentFor}'s error instead. `onReadFailure` sees every
+ * read failure that is a ConnectError, as it is then thrown.
  */
 async function* withReadFailuresMapped<T>(
   messages: AsyncIterable<T>,
   input: DescMessage,
-  onUndecodable: ((error: ConnectError) => void) | undefined,
+  onReadFailure: ((error: ConnectError) => void) | undefined,
 ): AsyncGenerator<T> {
   try {
     yield* messages;
   } catch (error) {
-    const mapped = invalidArgumentFor(error, input);
-    if (mapped === undefined) throw error;
-    onUndecodable?.(mapped);
-    throw mapped;
+    const thrown = invalidArgumentFor(error, input) ?? error;
+    if (thrown instanceof ConnectError) onReadFailure?.(thrown);
+    throw thrown;
   }
 }

@@ -117,6 +117,8 @@ describe("the edge: errors, limits, deadlines and metrics on both ports", () => 
     expect(text).toMatch(/grpc_server_handled_total\{grpc_type="unary",grpc_service="grpc.health.v1.Health",grpc_method="Check",grpc_code="OK"\} [1-9]/);
     expect(text).toMatch(/grpc_server_handled_total\{[^}]*grpc_method="Check",grpc_code="Internal"\} [1-9]/);
     expect(text).toMatch(/grpc_server_handled_total\{[^}]*grpc_method="Check",grpc_code="NotFound"\} [1-9]/);
+    // The oversized Check on the HTTP port, which connect-node refuses before the handler runs.
+    expect(text).toMatch(/grpc_server_handled_total\{[^}]*grpc_method="Check",grpc_code="ResourceExhausted"\} 1\n/);
     expect(text).toMatch(/grpc_server_handling_seconds_bucket\{[^}]*grpc_method="Check",le="\+Inf"\} [1-9]/);
     expect(text).toMatch(/grpc_server_handling_seconds_count\{[^}]*grpc_method="Check"\} [1-9]/);
     expect(text).toContain("grpc_server_msg_sent_total");

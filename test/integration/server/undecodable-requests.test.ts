@@ -57,23 +57,25 @@ describe("request bytes that are not the request message", () => {
     await server.stop();
   });
 
-  /** grpc_server_handled_total of `method` (a method name) with `code` (e.g. InvalidArgument), 0 when absent. */
-  async function handled(method: string, code: string): Promise<number> {
+  /** grpc_server_handled_total of `path` (`/service/Method`) with `code` (e.g. InvalidArgument), 0 when absent. */
+  async function handled(path: string, code: string): Promise<number> {
+    const [, service, method] = path.split("/");
     const metrics = await (await fetch(`${server.httpBaseUrl}/metrics`)).text();
-    const match = new RegExp(`grpc_server_handled_total\\{[^}]*grpc_method="${method}",grpc_code="${code}"\\} (\\d+)`).exec(metrics);
+    const series = `grpc_server_handled_total\\{[^}]*grpc_service="${service}",grpc_method="${method}",grpc_code="${code}"\\} (\\d+)`;
+    const match = new RegExp(series).exec(metrics);
     return match === null ? 0 : Number(match[1]);
   }
 
   it("answer a unary call INVALID_ARGUMENT naming `request` over grpc-js, and count it", async () => {
-    const before = await handled("Register", "InvalidArgument");
+    const before = await handled(registerPath, "InvalidArgument");
     const error = await rawCall(server.grpcAddress, registerPath, "unary", [garbage]);
     expect(error?.code).toBe(3);
     expect(error?.details).toBe(registerAnswer);
-    expect(await handled("Register", "InvalidArgument")).toBe(before + 1);
+    expect(await handled(registerPath, "InvalidArgument")).toBe(before + 1);
   });
 
   it("answer a unary call the same over Connect, gRPC-Web and gRPC on the HTTP port, and count each", async () => {
-    const before = await handled("Register", "InvalidArgument");
+    const before = await handled(registerPath, "InvalidArgument");
     const connect = await fetch(`${server.httpBaseUrl}${registerPath}`, {
       method: "POST",
       headers: { "content-type": "application/proto" },
@@ -96,7 +98,19 @@ describe("request bytes that are not the request message", () => {
     expect(grpc?.code).toBe(3);
     // connect-node percent-encodes grpc-message more than the spec asks, and grpc-js does not decode it.
     expect(decodeURIComponent(grpc?.details ?? "")).toBe(registerAnswer);
-    expect(await handled("Register", "InvalidArgument")).toBe(before + 3);
+    expect(await handled(registerPath, "InvalidArgument")).toBe(before + 3);
+  });
+
+  it("count a Connect JSON body that does not parse, answered by connect-node's JSON parser", async () => {
+    const before = await handled(registerPath, "InvalidArgument");
+    const answer = await fetch(`${server.httpBaseUrl}${registerPath}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{not json",
+    });
+    expect(answer.status).toBe(400);
+    expect(((await answer.json()) as { code: string }).code).toBe("invalid_argument");
+    expect(await handled(registerPath, "InvalidArgument")).toBe(before + 1);
   });
 
   it("fail a client stream INVALID_ARGUMENT naming `request` on both ports, keeping the captures before it", async () => {
@@ -113,7 +127,7 @@ describe("request bytes that are not the request message", () => {
     }
     const { requests } = await server.grpc(MirrorService).drain({ mirrorId: "orders-shadow", limit: 10 }, opts);
     expect(requests.map((request) => request.requestId)).toEqual(["over-grpc", "over-http"]);
-    expect(await handled("CaptureStream", "InvalidArgument")).toBe(2);
+    expect(await handled(captureStreamPath, "InvalidArgument")).toBe(2);
   });
 
   it("fail a server stream and a bidi stream INVALID_ARGUMENT naming `request` on both ports, and count each", async () => {
@@ -127,8 +141,8 @@ describe("request bytes that are not the request message", () => {
         "request is not a valid grpc.reflection.v1.ServerReflectionRequest: premature EOF",
       );
     }
-    expect(await handled("Watch", "InvalidArgument")).toBe(2);
-    expect(await handled("ServerReflectionInfo", "InvalidArgument")).toBe(2);
+    expect(await handled(healthWatchPath, "InvalidArgument")).toBe(2);
+    expect(await handled(reflectionPath, "InvalidArgument")).toBe(2);
   });
 
   it("leave the server serving well-formed calls", async () => {

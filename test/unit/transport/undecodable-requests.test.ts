@@ -115,21 +115,51 @@ describe("undecodableRequestHandling (HTTP port)", () => {
     expect(recorded).toEqual([["Resolve", Code.InvalidArgument]]);
   });
 
-  it("leave every other reason a call ends alone", () => {
+  it("leave every other reason a call ends as it is, recording those connect-node raised before the handler", () => {
     const { recorded, requestGate } = handling();
     for (const reason of [
       new ConnectError("internal error", Code.Internal),
       new ConnectError("parse binary: premature EOF", Code.Unknown),
+      new ConnectError("cannot decode message latticeforge.registry.v1.ResolveRequest from JSON", Code.InvalidArgument),
       new Error("parse binary: premature EOF"),
       undefined,
     ]) {
       const context = contextOf(resolve);
       requestGate(context);
       context.abort(reason);
-      if (reason instanceof ConnectError) expect(reason.code).not.toBe(Code.InvalidArgument);
+      const code = reason instanceof ConnectError ? reason.code : undefined;
+      if (reason instanceof ConnectError) expect(reason.rawMessage).not.toMatch(/^request is not a valid/);
       expect(context.signal.reason).toBe(reason ?? context.signal.reason);
+      if (code !== undefined) expect(recorded.at(-1)).toEqual(["Resolve", code]);
     }
-    expect(recorded).toEqual([]);
+    expect(recorded).toEqual([
+      ["Resolve", Code.Internal],
+      ["Resolve", Code.Unknown],
+      ["Resolve", Code.InvalidArgument],
+    ]);
+  });
+
+  it("record the call's duration from the gate on", async () => {
+    const started: bigint[] = [];
+    const { requestGate } = undecodableRequestHandling((_method, _ctx, _error, startedAt) => started.push(startedAt));
+    const context = contextOf(resolve);
+    const before = process.hrtime.bigint();
+    requestGate(context);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    context.abort(parseFailure());
+    expect(started).toHaveLength(1);
+    expect(started[0]! >= before && started[0]! < process.hrtime.bigint() - 4_000_000n).toBe(true);
+  });
+
+  it("keep a recorder that throws from escaping into connect-node", () => {
+    const { requestGate } = undecodableRequestHandling(() => {
+      throw new Error("recorder bug");
+    });
+    const context = contextOf(resolve);
+    requestGate(context);
+    const error = parseFailure();
+    expect(() => context.abort(error)).not.toThrow();
+    expect(error.code).toBe(Code.InvalidArgument);
   });
 
   it("never blame the request for a parse error raised after the call reached the interceptors", async () => {
@@ -145,26 +175,30 @@ describe("undecodableRequestHandling (HTTP port)", () => {
   });
 
   it("fail a streamed message that does not parse with INVALID_ARGUMENT, after the messages before it, leaving the record to the handler", async () => {
-    const it = handling();
+    const handled = handling();
     const context = contextOf(captureStream);
-    it.requestGate(context);
-    const { read, failure } = await readAll(await intercepted(it, captureStream, context, ["first", parseFailure()]));
+    handled.requestGate(context);
+    const { read, failure } = await readAll(await intercepted(handled, captureStream, context, ["first", parseFailure()]));
     expect(read).toEqual(["first"]);
     expect(failure).toBeInstanceOf(ConnectError);
     expect((failure as ConnectError).code).toBe(Code.InvalidArgument);
     expect((failure as ConnectError).rawMessage).toBe("request is not a valid latticeforge.mirror.v1.CaptureStreamRequest: premature EOF");
-    expect(it.recorded).toEqual([]);
+    context.abort(failure);
+    expect(handled.recorded).toEqual([]);
   });
 
-  it("record a server-streaming call whose one request does not parse: connect-node reads it before the handler", async () => {
-    const it = handling();
-    const context = contextOf(watchMirrors);
-    it.requestGate(context);
-    const { failure } = await readAll(await intercepted(it, watchMirrors, context, [parseFailure()]));
-    expect((failure as ConnectError).code).toBe(Code.InvalidArgument);
-    expect(it.recorded).toEqual([["WatchMirrors", Code.InvalidArgument]]);
-    const other = new ConnectError("boom", Code.Internal);
-    expect((await readAll(await intercepted(it, watchMirrors, context, [other]))).failure).toBe(other);
-    expect(it.recorded).toHaveLength(1);
+  it("record a server-streaming call whose one request cannot be read, once: connect-node reads it before the handler", async () => {
+    for (const [reason, code] of [
+      [parseFailure(), Code.InvalidArgument],
+      [new ConnectError("message too large", Code.ResourceExhausted), Code.ResourceExhausted],
+    ] as const) {
+      const handled = handling();
+      const context = contextOf(watchMirrors);
+      handled.requestGate(context);
+      const { failure } = await readAll(await intercepted(handled, watchMirrors, context, [reason]));
+      expect((failure as ConnectError).code).toBe(code);
+      context.abort(failure);
+      expect(handled.recorded).toEqual([["WatchMirrors", code]]);
+    }
   });
 });
