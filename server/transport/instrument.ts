@@ -58,10 +58,7 @@ export function instrumentService(registration: ServiceRegistration, options: In
     const bound: AnyFn =
       method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming"
         ? (input, ctx) =>
-            called(
-              abortableRequests(input as AsyncIterable<unknown>, ctx.signal, options.shutdownSignal, shuttingDownMessage),
-              ctx,
-            )
+            called(abortableRequests(input as AsyncIterable<unknown>, ctx.signal, options.shutdownSignal, shuttingDownMessage), ctx)
         : (input, ctx) => called(decodedRequest(input), ctx);
     impl[method.localName] =
       method.methodKind === "unary" || method.methodKind === "client_streaming"

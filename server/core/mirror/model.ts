@@ -104,9 +104,9 @@ export interface MirroredRequest {
 
 /**
  * A captured request with its payload already encoded as JSON: `payloadJson`
- * is what `JSON.stringify(payload)` gives. CaptureStream's decode workers
- * prepare captures this way, so the event loop neither receives the
- * payload's object tree nor encodes it again to store it.
+ * is what `JSON.stringify(payload)` gives. The store takes captures this way;
+ * CaptureStream's decode workers encode them, so the event loop neither
+ * receives the payload's object tree nor encodes it itself.
  */
 export interface EncodedCapture extends Omit<MirroredRequest, "payload"> {
   readonly payloadJson: string;

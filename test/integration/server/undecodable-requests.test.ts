@@ -66,6 +66,11 @@ describe("request bytes that are not the request message", () => {
     return match === null ? 0 : Number(match[1]);
   }
 
+  /** POSTs `body` to Register on the HTTP port as `contentType` (plus `headers`). */
+  function postRegister(contentType: string, body: Uint8Array | string, headers: Record<string, string> = {}): Promise<Response> {
+    return fetch(`${server.httpBaseUrl}${registerPath}`, { method: "POST", headers: { "content-type": contentType, ...headers }, body });
+  }
+
   it("answer a unary call INVALID_ARGUMENT naming `request` over grpc-js, and count it", async () => {
     const before = await handled(registerPath, "InvalidArgument");
     const error = await rawCall(server.grpcAddress, registerPath, "unary", [garbage]);
@@ -76,19 +81,11 @@ describe("request bytes that are not the request message", () => {
 
   it("answer a unary call the same over Connect, gRPC-Web and gRPC on the HTTP port, and count each", async () => {
     const before = await handled(registerPath, "InvalidArgument");
-    const connect = await fetch(`${server.httpBaseUrl}${registerPath}`, {
-      method: "POST",
-      headers: { "content-type": "application/proto" },
-      body: garbage,
-    });
+    const connect = await postRegister("application/proto", garbage);
     expect(connect.status).toBe(400);
     expect(await connect.json()).toEqual({ code: "invalid_argument", message: registerAnswer });
 
-    const grpcWeb = await fetch(`${server.httpBaseUrl}${registerPath}`, {
-      method: "POST",
-      headers: { "content-type": "application/grpc-web+proto", "x-grpc-web": "1" },
-      body: grpcWebFrame(0, garbage),
-    });
+    const grpcWeb = await postRegister("application/grpc-web+proto", grpcWebFrame(0, garbage), { "x-grpc-web": "1" });
     expect(grpcWeb.status).toBe(200);
     const trailers = grpcWebTrailers(new Uint8Array(await grpcWeb.arrayBuffer()));
     expect(trailers.get("grpc-status")).toBe("3");
@@ -103,11 +100,7 @@ describe("request bytes that are not the request message", () => {
 
   it("count a Connect JSON body that does not parse, answered by connect-node's JSON parser", async () => {
     const before = await handled(registerPath, "InvalidArgument");
-    const answer = await fetch(`${server.httpBaseUrl}${registerPath}`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: "{not json",
-    });
+    const answer = await postRegister("application/json", "{not json");
     expect(answer.status).toBe(400);
     expect(((await answer.json()) as { code: string }).code).toBe("invalid_argument");
     expect(await handled(registerPath, "InvalidArgument")).toBe(before + 1);
